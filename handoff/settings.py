@@ -1,0 +1,129 @@
+"""One typed settings object, read once from the environment.
+
+Safe local defaults; a default secret is allowed only in development and always warned about.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEVELOPMENT_SECRET = "development-only-insecure-secret"
+
+
+class SettingsError(RuntimeError):
+    """The environment holds a value the project cannot run with."""
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _sqlite_url(filename: str) -> str:
+    var_dir = Path(os.environ.get("HANDOFF_VAR_DIR") or PROJECT_ROOT / "var")
+    var_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{var_dir / filename}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the handoff loop is configured with."""
+
+    environment: str
+    secret: str
+    secret_is_default: bool
+    rasa_port: int
+    actions_port: int
+    helpdesk_port: int
+    helpdesk_webhook_url: str
+    rasa_url: str
+    database_url: str
+    helpdesk_database_url: str
+    # How long the handoff action waits for the helpdesk's first answer before it tells the
+    # customer and leaves delivery to the outbox worker (keeps the conversation lock short).
+    first_delivery_wait: float
+    delivery_timeout: float
+    signature_tolerance: int
+    max_body_bytes: int
+    outbox_poll_interval: float
+    outbox_max_attempts: int
+    outbox_expiry_seconds: int
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment in {"development", "dev", "test"}
+
+
+def load_settings() -> Settings:
+    """Read the environment into a :class:`Settings`; raise :class:`SettingsError` on bad values."""
+    environment = (os.environ.get("HANDOFF_ENV") or "development").strip().lower()
+    secret = os.environ.get("HELPDESK_SECRET") or ""
+    secret_is_default = not secret or secret == DEVELOPMENT_SECRET
+    if secret_is_default:
+        if environment not in {"development", "dev", "test"}:
+            raise SettingsError(
+                "HELPDESK_SECRET is not set (or is the development default) while "
+                f"HANDOFF_ENV={environment!r}. Set a long random HELPDESK_SECRET, e.g. "
+                "`python -c 'import secrets; print(secrets.token_hex(32))'`."
+            )
+        secret = DEVELOPMENT_SECRET
+
+    rasa_port = _int("RASA_PORT", 5005)
+    actions_port = _int("ACTIONS_PORT", 5055)
+    helpdesk_port = _int("HELPDESK_PORT", 5080)
+    webhook_url = os.environ.get("HELPDESK_WEBHOOK_URL") or f"http://127.0.0.1:{helpdesk_port}/webhook"
+    rasa_url = (os.environ.get("RASA_URL") or f"http://127.0.0.1:{rasa_port}").rstrip("/")
+
+    return Settings(
+        environment=environment,
+        secret=secret,
+        secret_is_default=secret_is_default,
+        rasa_port=rasa_port,
+        actions_port=actions_port,
+        helpdesk_port=helpdesk_port,
+        helpdesk_webhook_url=webhook_url,
+        rasa_url=rasa_url,
+        database_url=os.environ.get("HANDOFF_DATABASE_URL") or _sqlite_url("handoff.db"),
+        helpdesk_database_url=os.environ.get("HELPDESK_DATABASE_URL") or _sqlite_url("helpdesk.db"),
+        first_delivery_wait=_float("HANDOFF_FIRST_DELIVERY_WAIT", 3.0),
+        delivery_timeout=_float("HANDOFF_DELIVERY_TIMEOUT", 10.0),
+        signature_tolerance=_int("HANDOFF_SIGNATURE_TOLERANCE", 300),
+        max_body_bytes=_int("HANDOFF_MAX_BODY_BYTES", 256 * 1024),
+        outbox_poll_interval=_float("HANDOFF_OUTBOX_POLL_INTERVAL", 2.0),
+        outbox_max_attempts=_int("HANDOFF_OUTBOX_MAX_ATTEMPTS", 50),
+        outbox_expiry_seconds=_int("HANDOFF_OUTBOX_EXPIRY_SECONDS", 24 * 3600),
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use (never at import time)."""
+    settings = load_settings()
+    if settings.secret_is_default:
+        logger.warning(
+            "!!! HELPDESK_SECRET is not set: signing with the public development secret. "
+            "Anyone can forge helpdesk events. Set HELPDESK_SECRET before exposing this service. !!!"
+        )
+    return settings
