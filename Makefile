@@ -1,0 +1,58 @@
+# Every command of the project. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+BIN := $(VENV)/bin
+MODEL := models/handoff.tar.gz
+TRAINING_FILES := domain.yml config.yml $(shell find data -name '*.yml' 2>/dev/null)
+
+export RASA_PORT ?= 5005
+export ACTIONS_PORT ?= 5055
+export HELPDESK_PORT ?= 5080
+export RASA_TRACKER_DB ?= $(CURDIR)/var/rasa.db
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+export RASA_TELEMETRY_ENABLED := false
+
+.PHONY: help install run train validate lint test test-unit test-stories test-e2e clean
+
+help: ## List the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+install: $(VENV)/.installed ## Create .venv (Python 3.10) and install the pinned dependencies
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproject.toml
+	scripts/install.sh
+
+train: $(MODEL) ## Train the model when data, domain or config changed
+
+$(MODEL): $(VENV)/.installed $(TRAINING_FILES)
+	@echo "==> training (about 2 minutes)"
+	@start=$$(date +%s); $(BIN)/rasa train --fixed-model-name handoff --out models --quiet \
+		&& touch $(MODEL) && echo "==> trained in $$(( $$(date +%s) - start )) s"
+
+run: install train ## Start Rasa (:5005), the action server (:5055) and the agent inbox (:5080)
+	scripts/run.sh
+
+validate: install ## Check training data, domain and handoff_rules.yml
+	$(BIN)/rasa data validate --fail-on-warning --quiet
+	$(BIN)/python -m handoff.validate
+
+lint: install ## Static checks of the Python code
+	$(BIN)/ruff check handoff helpdesk actions tests
+
+test-unit: install ## Fast tests: actions, signing, payloads, storage, channel, helpdesk
+	$(BIN)/pytest -m "not e2e" -q
+
+test-stories: train ## Dialogue paths in tests/test_stories.yml against the trained model
+	$(BIN)/rasa test core --stories tests/test_stories.yml --model $(MODEL) --out results/core \
+		--fail-on-prediction-errors --quiet
+
+test-e2e: train ## The real Rasa server and action server on loopback, the whole handoff loop
+	$(BIN)/pytest -m e2e -q
+
+test: lint validate test-unit test-stories test-e2e ## Everything, in CI order (installs and trains when needed)
+
+clean: ## Remove the model, results and local databases (keeps .venv)
+	rm -rf models results var .pytest_cache

@@ -1,0 +1,177 @@
+"""Actions that hand the conversation to a person and take it back.
+
+``HandoffAction`` holds the whole handoff: it builds the ``handoff.requested`` message from the
+tracker, records it with an outbox entry, makes one bounded delivery attempt (so the customer hears
+the expected wait without the conversation lock being held on a slow helpdesk), tells the customer
+what happens next and pauses the conversation. Retries are left to the outbox worker in the Rasa
+server.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import math
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ConversationPaused, EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from handoff.delivery import Deliverer
+from handoff.payload import build_handoff_requested, latest_customer_event
+from handoff.rules import Trigger, load_rules
+from handoff.settings import get_settings
+from handoff.store import get_store
+
+logger = logging.getLogger(__name__)
+
+FALLBACK_INTENT = "nlu_fallback"
+BOT_TAKES_OVER = {"session_started", "restart", "resume"}
+
+
+def bot_turns(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events since the bot last (re)took charge of the conversation."""
+    for index in range(len(events) - 1, -1, -1):
+        if events[index].get("event") in BOT_TAKES_OVER:
+            return events[index + 1 :]
+    return events
+
+
+def conversation_language(tracker: Tracker) -> str:
+    language = tracker.get_slot("language")
+    return language if language in ("en", "nl") else "en"
+
+
+class HandoffAction(Action, metaclass=abc.ABCMeta):
+    """Base class of every action that may hand the conversation to a person.
+
+    Subclass it, give it a ``name()`` and either override :meth:`choose_trigger` (return the
+    trigger from ``handoff_rules.yml`` to hand off with) or call :meth:`hand_off` from ``run``.
+    rasa-sdk does not register this abstract class itself.
+    """
+
+    @abc.abstractmethod
+    def name(self) -> str:
+        """The action's name in the domain."""
+
+    def choose_trigger(self, tracker: Tracker) -> Trigger:
+        """The trigger this handoff is for; by default the one listing the latest intent."""
+        rules = load_rules()
+        intent = (tracker.latest_message or {}).get("intent", {}).get("name")
+        return rules.for_intent(intent) or rules.get("customer_request")
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        return await self.hand_off(dispatcher, tracker, self.choose_trigger(tracker))
+
+    async def hand_off(
+        self,
+        dispatcher: CollectingDispatcher,
+        tracker: Tracker,
+        trigger: Trigger,
+        signals: list[str] | None = None,
+        lead: dict[str, Any] | None = None,
+    ) -> list[EventType]:
+        """Record, announce and deliver a handoff, then pause the conversation."""
+        settings = get_settings()
+        try:
+            store = get_store(settings.database_url)
+            existing = store.active_handoff(tracker.sender_id)
+            if existing is not None:
+                # Already waiting for (or talking to) a person: do not queue the customer twice.
+                dispatcher.utter_message(response="utter_handoff_started")
+                return [SlotSet("handoff_id", existing.id), ConversationPaused()]
+            payload = build_handoff_requested(
+                conversation_id=tracker.sender_id,
+                events=tracker.events,
+                slots=tracker.current_slot_values(),
+                trigger=trigger,
+                language=conversation_language(tracker),
+                signals=signals,
+                lead=lead,
+            )
+            handoff, outbox = store.create_handoff(payload)
+        except Exception:
+            logger.exception("could not record a handoff for a conversation")
+            dispatcher.utter_message(response="utter_handoff_failed")
+            return []
+
+        logger.info(
+            "handoff %s requested: reason=%s priority=%s queue=%s",
+            handoff.id,
+            trigger.reason,
+            trigger.priority,
+            trigger.queue,
+        )
+        result = await Deliverer(store, settings).deliver(outbox.event_id, timeout=settings.first_delivery_wait)
+        if result.status is not None and not result.delivered and result.status in (400, 404, 410, 413, 422):
+            # The helpdesk refused this handoff for good: staying paused would leave the
+            # customer talking to nobody.
+            store.end_handoff(handoff.id, "delivery_rejected")
+            dispatcher.utter_message(response="utter_handoff_failed")
+            return []
+
+        dispatcher.utter_message(response=trigger.response or "utter_handoff_started")
+        if result.delivered:
+            response = result.response or {}
+            wait = response.get("estimated_wait_seconds")
+            ticket = response.get("ticket_id")
+            wait = int(wait) if isinstance(wait, (int, float)) and wait >= 0 else None
+            store.record_ticket(handoff.id, str(ticket) if ticket is not None else None, wait)
+            if wait is not None:
+                if wait < 60:
+                    dispatcher.utter_message(response="utter_handoff_wait_short")
+                else:
+                    dispatcher.utter_message(response="utter_handoff_wait_minutes", wait_minutes=math.ceil(wait / 60))
+        else:
+            dispatcher.utter_message(response="utter_handoff_delayed")
+        return [SlotSet("handoff_id", handoff.id), ConversationPaused()]
+
+
+class ActionHandoff(HandoffAction):
+    """Hands off for the trigger that lists the customer's latest intent (e.g. ``request_human``)."""
+
+    def name(self) -> str:
+        return "action_handoff"
+
+
+class ActionHandleFallback(HandoffAction):
+    """First misunderstanding: ask to rephrase. Second one in a row: hand off (``bot_failure``)."""
+
+    def name(self) -> str:
+        return "action_handle_fallback"
+
+    @staticmethod
+    def misunderstood_twice(tracker: Tracker) -> bool:
+        # Only what the customer said to the bot: not before a session start, restart or
+        # hand-back (messages for the agent are parsed by NLU too, but were not for the bot).
+        customer_events = [
+            e for e in bot_turns(tracker.events) if e.get("event") == "user" and latest_customer_event([e]) is not None
+        ]
+        last_two = customer_events[-2:]
+        return len(last_two) == 2 and all(
+            ((e.get("parse_data") or {}).get("intent") or {}).get("name") == FALLBACK_INTENT for e in last_two
+        )
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        if self.misunderstood_twice(tracker):
+            return await self.hand_off(dispatcher, tracker, load_rules().get("bot_failure"))
+        dispatcher.utter_message(response="utter_rephrase")
+        return []
+
+
+class ActionHandoffResume(Action):
+    """Runs when an agent hands the conversation back: the bot says it is back and offers help."""
+
+    def name(self) -> str:
+        return "action_handoff_resume"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        dispatcher.utter_message(response="utter_handoff_back")
+        return [SlotSet("handoff_id", None)]

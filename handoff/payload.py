@@ -1,0 +1,154 @@
+"""Build contract payloads from a conversation's events (plain dicts, as both Rasa and rasa-sdk
+serialise them), so the agent sees the whole conversation and the customer never repeats it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from handoff.rules import Trigger
+from handoff.store import new_event, utc_iso
+
+# Slots that describe the customer, and the contract's names for them.
+CUSTOMER_SLOTS = {
+    "customer_name": "name",
+    "customer_email": "email",
+    "customer_phone": "phone",
+    "customer_id": "customer_id",
+}
+CUSTOMER_FIELDS = ("name", "email", "phone", "customer_id")
+# Message metadata keys that are the assistant's own bookkeeping, not the channel's.
+INTERNAL_METADATA = {"is_external", "customer", "handoff_role", "agent_name", "model_id", "assistant_id"}
+SESSION_BOUNDARIES = {"session_started", "restart"}
+AGENT_ROLE = "agent"
+MAX_METADATA_VALUE = 500
+
+
+def is_external(event: Mapping[str, Any]) -> bool:
+    """True for a user event triggered from outside (``trigger_intent``, reminders)."""
+    metadata = event.get("metadata") or {}
+    return bool(metadata.get("is_external")) or str(event.get("text") or "").startswith("EXTERNAL: ")
+
+
+def current_session(events: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The events after the last session start or restart."""
+    events = list(events)
+    for index in range(len(events) - 1, -1, -1):
+        if events[index].get("event") in SESSION_BOUNDARIES:
+            return events[index + 1 :]
+    return events
+
+
+def _intent(event: Mapping[str, Any]) -> tuple[str | None, float | None]:
+    intent = (event.get("parse_data") or {}).get("intent") or {}
+    confidence = intent.get("confidence")
+    return intent.get("name"), (round(float(confidence), 4) if confidence is not None else None)
+
+
+def transcript(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Every customer, bot and agent turn of the current session, in order."""
+    turns: list[dict[str, Any]] = []
+    for event in current_session(events):
+        kind = event.get("event")
+        text = event.get("text")
+        if not text:
+            continue
+        timestamp = utc_iso(event.get("timestamp"))
+        if kind == "user":
+            if is_external(event):
+                continue
+            intent, confidence = _intent(event)
+            turns.append(
+                {"role": "customer", "text": text, "timestamp": timestamp, "intent": intent, "confidence": confidence}
+            )
+        elif kind == "bot":
+            metadata = event.get("metadata") or {}
+            turn = {"role": "agent" if metadata.get("handoff_role") == AGENT_ROLE else "bot", "text": text, "timestamp": timestamp}
+            if metadata.get("agent_name"):
+                turn["agent_name"] = metadata["agent_name"]
+            turns.append(turn)
+    return turns
+
+
+def latest_customer_event(events: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    for event in reversed(list(events)):
+        if event.get("event") == "user" and not is_external(event):
+            return event
+    return None
+
+
+def customer_details(slots: Mapping[str, Any], metadata: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What is known of the customer: what the channel says (e.g. a signed-in web user), then slots."""
+    known: dict[str, Any] = {}
+    given = (metadata or {}).get("customer")
+    if isinstance(given, Mapping):
+        for key in CUSTOMER_FIELDS:
+            if given.get(key) not in (None, ""):
+                known[key] = str(given[key])[:MAX_METADATA_VALUE]
+    for slot, key in CUSTOMER_SLOTS.items():
+        value = slots.get(slot)
+        if value not in (None, "") and key not in known:
+            known[key] = str(value)[:MAX_METADATA_VALUE]
+    return known
+
+
+def _clean(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        return value[:MAX_METADATA_VALUE]
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    if isinstance(value, Mapping) and depth < 2:
+        return {str(k)[:100]: _clean(v, depth + 1) for k, v in list(value.items())[:30]}
+    if isinstance(value, (list, tuple)) and depth < 2:
+        return [_clean(v, depth + 1) for v in list(value)[:30]]
+    return str(value)[:MAX_METADATA_VALUE]
+
+
+def channel_details(event: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The input channel's name plus the technical details its metadata carries."""
+    if event is None:
+        return {"name": "unknown"}
+    details: dict[str, Any] = {"name": event.get("input_channel") or "unknown"}
+    for key, value in (event.get("metadata") or {}).items():
+        if key not in INTERNAL_METADATA and key != "name":
+            details[str(key)[:100]] = _clean(value)
+    return details
+
+
+def build_handoff_requested(
+    *,
+    conversation_id: str,
+    events: list[Mapping[str, Any]],
+    slots: Mapping[str, Any],
+    trigger: Trigger,
+    language: str = "en",
+    signals: list[str] | None = None,
+    lead: Mapping[str, Any] | None = None,
+    handoff_id: str | None = None,
+) -> dict[str, Any]:
+    """The ``handoff.requested`` message for this conversation, per the contract."""
+    latest = latest_customer_event(current_session(events))
+    intent, confidence = _intent(latest) if latest else (None, None)
+    trigger_info: dict[str, Any] = {
+        "name": trigger.name,
+        "intent": intent,
+        "confidence": confidence,
+        "text": latest.get("text") if latest else None,
+        "signals": list(signals or []),
+    }
+    fields: dict[str, Any] = {
+        "reason": trigger.reason,
+        "reason_text": trigger.reason_text,
+        "trigger": trigger_info,
+        "priority": trigger.priority,
+        "queue": trigger.queue,
+        "language": language if language in ("en", "nl") else "en",
+        "customer": customer_details(slots, (latest or {}).get("metadata")),
+        "channel": channel_details(latest),
+        "transcript": transcript(events),
+    }
+    if trigger.reason == "qualified_lead":
+        fields["lead"] = dict(lead or {})
+    return new_event("handoff.requested", handoff_id or str(uuid.uuid4()), conversation_id, **fields)

@@ -1,0 +1,155 @@
+"""Handoff triggers as conversation designers write them in ``handoff_rules.yml``.
+
+Each trigger says which intents (or which named situation) hand off, with which reason code,
+priority and queue, and what the agent reads about why. Designers edit YAML, never Python.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from handoff.settings import PROJECT_ROOT
+
+REASONS = (
+    "customer_request",
+    "bot_failure",
+    "frustration",
+    "urgent",
+    "sensitive",
+    "complex",
+    "qualified_lead",
+    "repeat_contact",
+    "timeout",
+)
+PRIORITIES = ("low", "normal", "high", "urgent")
+
+RULES_SCHEMA = {
+    "type": "object",
+    "required": ["version", "triggers"],
+    "additionalProperties": False,
+    "properties": {
+        "version": {"const": 1},
+        "triggers": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"pattern": "^[a-z][a-z0-9_]*$"},
+            "additionalProperties": {
+                "type": "object",
+                "required": ["reason", "priority", "queue", "reason_text"],
+                "additionalProperties": False,
+                "properties": {
+                    "intents": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                    "reason": {"enum": list(REASONS)},
+                    "priority": {"enum": list(PRIORITIES)},
+                    "queue": {"type": "string", "pattern": "^[a-z][a-z0-9_-]*$"},
+                    "reason_text": {"type": "string", "minLength": 1},
+                    "response": {"type": "string", "pattern": "^utter_"},
+                },
+            },
+        },
+    },
+}
+
+
+class RulesError(ValueError):
+    """``handoff_rules.yml`` is missing or does not say what it must."""
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """One way into a handoff."""
+
+    name: str
+    reason: str
+    priority: str
+    queue: str
+    reason_text: str
+    intents: tuple[str, ...] = ()
+    response: str | None = None
+
+
+@dataclass(frozen=True)
+class HandoffRules:
+    """All triggers, looked up by name or by intent."""
+
+    triggers: dict[str, Trigger] = field(default_factory=dict)
+
+    def get(self, name: str) -> Trigger:
+        try:
+            return self.triggers[name]
+        except KeyError:
+            raise RulesError(f"handoff_rules.yml has no trigger named {name!r}") from None
+
+    def for_intent(self, intent: str | None) -> Trigger | None:
+        for trigger in self.triggers.values():
+            if intent and intent in trigger.intents:
+                return trigger
+        return None
+
+    @property
+    def intents(self) -> set[str]:
+        return {intent for t in self.triggers.values() for intent in t.intents}
+
+
+def parse_rules(data: object, source: str = "handoff_rules.yml") -> HandoffRules:
+    """Validate parsed YAML and build :class:`HandoffRules`; errors name the place and problem."""
+    validator = jsonschema.Draft202012Validator(RULES_SCHEMA)
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for error in errors[:10]:
+            where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+            lines.append(f"  at {where}: {error.message}")
+        raise RulesError(f"{source} is not valid:\n" + "\n".join(lines))
+    triggers: dict[str, Trigger] = {}
+    seen_intents: dict[str, str] = {}
+    for name, spec in data["triggers"].items():  # type: ignore[index]
+        intents = tuple(spec.get("intents", ()))
+        for intent in intents:
+            if intent in seen_intents:
+                raise RulesError(
+                    f"{source}: intent {intent!r} is listed by both {seen_intents[intent]!r} and {name!r}"
+                )
+            seen_intents[intent] = name
+        triggers[name] = Trigger(
+            name=name,
+            reason=spec["reason"],
+            priority=spec["priority"],
+            queue=spec["queue"],
+            reason_text=spec["reason_text"],
+            intents=intents,
+            response=spec.get("response"),
+        )
+    return HandoffRules(triggers)
+
+
+def rules_path() -> Path:
+    return Path(os.environ.get("HANDOFF_RULES_PATH") or PROJECT_ROOT / "handoff_rules.yml")
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str, mtime: float) -> HandoffRules:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except FileNotFoundError:
+        raise RulesError(f"{path} not found") from None
+    except yaml.YAMLError as exc:
+        raise RulesError(f"{path} is not valid YAML: {exc}") from exc
+    return parse_rules(data, source=Path(path).name)
+
+
+def load_rules(path: Path | None = None) -> HandoffRules:
+    """The rules file, re-read when it changes on disk."""
+    path = path or rules_path()
+    try:
+        mtime = path.stat().st_mtime
+    except FileNotFoundError:
+        raise RulesError(f"{path} not found") from None
+    return _load(str(path), mtime)

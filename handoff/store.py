@@ -1,0 +1,424 @@
+"""Handoff records, the delivery outbox and the log of processed helpdesk events (SQLAlchemy 1.4).
+
+One database is shared by the action server (which creates handoffs) and the Rasa server (which
+relays customer messages, takes helpdesk events and runs the outbox worker): a SQLite file by
+default, PostgreSQL by URL in production. Nothing connects at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, declarative_base, sessionmaker
+
+Base = declarative_base()
+
+# Handoff states.
+REQUESTED = "requested"  # recorded; waiting for an agent
+ASSIGNED = "assigned"  # an agent joined
+ENDED = "ended"  # handed back or ended by the assistant
+ACTIVE_STATES = (REQUESTED, ASSIGNED)
+
+# Outbox statuses.
+PENDING = "pending"
+DELIVERED = "delivered"
+REJECTED = "rejected"  # the helpdesk refused it for good (e.g. 400): retrying cannot help
+EXPIRED = "expired"  # gave up after the retry budget
+
+
+class HandoffRow(Base):
+    __tablename__ = "handoffs"
+
+    id = sa.Column(sa.String(36), primary_key=True)
+    conversation_id = sa.Column(sa.String(255), nullable=False, index=True)
+    state = sa.Column(sa.String(16), nullable=False, index=True)
+    reason = sa.Column(sa.String(32), nullable=False)
+    priority = sa.Column(sa.String(16), nullable=False)
+    queue = sa.Column(sa.String(64), nullable=False)
+    language = sa.Column(sa.String(8), nullable=False)
+    agent_name = sa.Column(sa.String(255))
+    ticket_id = sa.Column(sa.String(255))
+    estimated_wait_seconds = sa.Column(sa.Integer)
+    end_cause = sa.Column(sa.String(32))
+    created_at = sa.Column(sa.Float, nullable=False)
+    updated_at = sa.Column(sa.Float, nullable=False)
+    ended_at = sa.Column(sa.Float)
+
+
+class OutboxRow(Base):
+    __tablename__ = "handoff_outbox"
+
+    seq = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
+    event_id = sa.Column(sa.String(36), nullable=False, unique=True)
+    handoff_id = sa.Column(sa.String(36), nullable=False, index=True)
+    conversation_id = sa.Column(sa.String(255), nullable=False)
+    event_type = sa.Column(sa.String(64), nullable=False)
+    # The exact bytes that are signed and sent, identical on every retry.
+    body = sa.Column(sa.Text, nullable=False)
+    status = sa.Column(sa.String(16), nullable=False, index=True)
+    attempts = sa.Column(sa.Integer, nullable=False, default=0)
+    next_attempt_at = sa.Column(sa.Float, nullable=False)
+    lease_until = sa.Column(sa.Float)
+    last_error = sa.Column(sa.Text)
+    response_body = sa.Column(sa.Text)
+    created_at = sa.Column(sa.Float, nullable=False)
+    delivered_at = sa.Column(sa.Float)
+
+
+class InboundEventRow(Base):
+    __tablename__ = "handoff_inbound_events"
+
+    event_id = sa.Column(sa.String(64), primary_key=True)
+    handoff_id = sa.Column(sa.String(36), nullable=False)
+    event_type = sa.Column(sa.String(64), nullable=False)
+    received_at = sa.Column(sa.Float, nullable=False)
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """A snapshot of one handoff record."""
+
+    id: str
+    conversation_id: str
+    state: str
+    reason: str
+    priority: str
+    queue: str
+    language: str
+    agent_name: str | None
+    ticket_id: str | None
+    estimated_wait_seconds: int | None
+    end_cause: str | None
+    created_at: float
+    updated_at: float
+    ended_at: float | None
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @classmethod
+    def from_row(cls, row: HandoffRow) -> Handoff:
+        return cls(**{c.name: getattr(row, c.name) for c in HandoffRow.__table__.columns})
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """A snapshot of one outbox entry."""
+
+    seq: int
+    event_id: str
+    handoff_id: str
+    conversation_id: str
+    event_type: str
+    body: str
+    status: str
+    attempts: int
+    next_attempt_at: float
+    lease_until: float | None
+    last_error: str | None
+    response_body: str | None
+    created_at: float
+    delivered_at: float | None
+
+    @classmethod
+    def from_row(cls, row: OutboxRow) -> OutboxEvent:
+        return cls(**{c.name: getattr(row, c.name) for c in OutboxRow.__table__.columns})
+
+
+def utc_iso(timestamp: float | None = None) -> str:
+    """ISO 8601 UTC with milliseconds and a ``Z``, as the contract's timestamps are written."""
+    moment = datetime.fromtimestamp(time.time() if timestamp is None else timestamp, tz=timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_event(event_type: str, handoff_id: str, conversation_id: str, **fields: Any) -> dict:
+    """A contract message envelope (``event``, ``event_id``, ``handoff_id``, ...) plus ``fields``."""
+    body = {
+        "event": event_type,
+        "event_id": str(uuid.uuid4()),
+        "handoff_id": handoff_id,
+        "conversation_id": conversation_id,
+        "sent_at": utc_iso(),
+    }
+    body.update(fields)
+    return body
+
+
+def encode(body: dict) -> str:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=False)
+
+
+def create_db_engine(url: str) -> sa.engine.Engine:
+    """An engine for ``url``; SQLite gets WAL and a busy timeout so several processes can share it."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, future=True)
+
+        @sa_event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, future=True)
+
+
+class HandoffStore:
+    """Repository for handoff records, outbox entries and processed inbound event ids."""
+
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.engine = create_db_engine(database_url)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False, future=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions() as session, session.begin():
+            yield session
+
+    # -- handoffs ---------------------------------------------------------------------------
+
+    def create_handoff(self, payload: dict, now: float | None = None) -> tuple[Handoff, OutboxEvent]:
+        """Record a new handoff from its ``handoff.requested`` payload and queue that payload."""
+        now = time.time() if now is None else now
+        row = HandoffRow(
+            id=payload["handoff_id"],
+            conversation_id=payload["conversation_id"],
+            state=REQUESTED,
+            reason=payload["reason"],
+            priority=payload["priority"],
+            queue=payload["queue"],
+            language=payload.get("language", "en"),
+            created_at=now,
+            updated_at=now,
+        )
+        with self.session() as session:
+            session.add(row)
+            outbox = self._add_outbox(session, payload, now)
+        return Handoff.from_row(row), OutboxEvent.from_row(outbox)
+
+    def get_handoff(self, handoff_id: str) -> Handoff | None:
+        with self.session() as session:
+            row = session.get(HandoffRow, handoff_id)
+            return Handoff.from_row(row) if row else None
+
+    def active_handoff(self, conversation_id: str) -> Handoff | None:
+        """The conversation's handoff that has not ended, if any (the newest one)."""
+        with self.session() as session:
+            row = (
+                session.query(HandoffRow)
+                .filter(HandoffRow.conversation_id == conversation_id)
+                .filter(HandoffRow.state.in_(ACTIVE_STATES))
+                .order_by(HandoffRow.created_at.desc())
+                .first()
+            )
+            return Handoff.from_row(row) if row else None
+
+    def handoffs(self, conversation_id: str | None = None) -> list[Handoff]:
+        with self.session() as session:
+            query = session.query(HandoffRow)
+            if conversation_id is not None:
+                query = query.filter(HandoffRow.conversation_id == conversation_id)
+            return [Handoff.from_row(r) for r in query.order_by(HandoffRow.created_at)]
+
+    def mark_assigned(self, handoff_id: str, agent_name: str) -> bool:
+        """Note that an agent joined; False when the handoff is not active."""
+        with self.session() as session:
+            updated = (
+                session.query(HandoffRow)
+                .filter(HandoffRow.id == handoff_id, HandoffRow.state.in_(ACTIVE_STATES))
+                .update(
+                    {"state": ASSIGNED, "agent_name": agent_name, "updated_at": time.time()},
+                    synchronize_session=False,
+                )
+            )
+            return updated == 1
+
+    def end_handoff(self, handoff_id: str, cause: str) -> bool:
+        """End an active handoff; False when it had already ended (only one caller wins)."""
+        now = time.time()
+        with self.session() as session:
+            updated = (
+                session.query(HandoffRow)
+                .filter(HandoffRow.id == handoff_id, HandoffRow.state.in_(ACTIVE_STATES))
+                .update(
+                    {"state": ENDED, "end_cause": cause, "ended_at": now, "updated_at": now},
+                    synchronize_session=False,
+                )
+            )
+            return updated == 1
+
+    def record_ticket(self, handoff_id: str, ticket_id: str | None, wait_seconds: int | None) -> None:
+        with self.session() as session:
+            session.query(HandoffRow).filter(HandoffRow.id == handoff_id).update(
+                {
+                    "ticket_id": ticket_id,
+                    "estimated_wait_seconds": wait_seconds,
+                    "updated_at": time.time(),
+                },
+                synchronize_session=False,
+            )
+
+    # -- outbox -----------------------------------------------------------------------------
+
+    def _add_outbox(self, session: Session, body: dict, now: float) -> OutboxRow:
+        row = OutboxRow(
+            event_id=body["event_id"],
+            handoff_id=body["handoff_id"],
+            conversation_id=body["conversation_id"],
+            event_type=body["event"],
+            body=encode(body),
+            status=PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        session.add(row)
+        session.flush()
+        return row
+
+    def enqueue(self, body: dict) -> OutboxEvent:
+        """Queue a contract message for delivery (it is sent by the outbox worker)."""
+        with self.session() as session:
+            return OutboxEvent.from_row(self._add_outbox(session, body, time.time()))
+
+    def end_and_enqueue(self, handoff_id: str, cause: str, body: dict) -> bool:
+        """End the handoff and queue ``body`` in one transaction; False if it had already ended."""
+        now = time.time()
+        with self.session() as session:
+            updated = (
+                session.query(HandoffRow)
+                .filter(HandoffRow.id == handoff_id, HandoffRow.state.in_(ACTIVE_STATES))
+                .update(
+                    {"state": ENDED, "end_cause": cause, "ended_at": now, "updated_at": now},
+                    synchronize_session=False,
+                )
+            )
+            if updated != 1:
+                return False
+            self._add_outbox(session, body, now)
+            return True
+
+    def get_event(self, event_id: str) -> OutboxEvent | None:
+        with self.session() as session:
+            row = session.query(OutboxRow).filter(OutboxRow.event_id == event_id).first()
+            return OutboxEvent.from_row(row) if row else None
+
+    def pending_events(self, limit: int = 500) -> list[OutboxEvent]:
+        """Pending entries in the order they were queued."""
+        with self.session() as session:
+            rows = (
+                session.query(OutboxRow)
+                .filter(OutboxRow.status == PENDING)
+                .order_by(OutboxRow.seq)
+                .limit(limit)
+            )
+            return [OutboxEvent.from_row(r) for r in rows]
+
+    def events(self, handoff_id: str | None = None, statuses: tuple[str, ...] | None = None) -> list[OutboxEvent]:
+        with self.session() as session:
+            query = session.query(OutboxRow)
+            if handoff_id is not None:
+                query = query.filter(OutboxRow.handoff_id == handoff_id)
+            if statuses:
+                query = query.filter(OutboxRow.status.in_(statuses))
+            return [OutboxEvent.from_row(r) for r in query.order_by(OutboxRow.seq)]
+
+    def claim(self, event_id: str, lease_seconds: float, now: float | None = None) -> OutboxEvent | None:
+        """Take the lease on a pending entry so no other worker sends it meanwhile."""
+        now = time.time() if now is None else now
+        with self.session() as session:
+            updated = (
+                session.query(OutboxRow)
+                .filter(OutboxRow.event_id == event_id, OutboxRow.status == PENDING)
+                .filter(sa.or_(OutboxRow.lease_until.is_(None), OutboxRow.lease_until < now))
+                .update({"lease_until": now + lease_seconds}, synchronize_session=False)
+            )
+            if updated != 1:
+                return None
+            row = session.query(OutboxRow).filter(OutboxRow.event_id == event_id).one()
+            return OutboxEvent.from_row(row)
+
+    def mark_delivered(self, event_id: str, response_body: str | None) -> None:
+        now = time.time()
+        with self.session() as session:
+            session.query(OutboxRow).filter(OutboxRow.event_id == event_id).update(
+                {
+                    "status": DELIVERED,
+                    "attempts": OutboxRow.attempts + 1,
+                    "delivered_at": now,
+                    "lease_until": None,
+                    "last_error": None,
+                    "response_body": response_body,
+                },
+                synchronize_session=False,
+            )
+
+    def mark_failed(self, event_id: str, error: str, next_attempt_at: float, final_status: str | None = None) -> None:
+        """Count a failed attempt; with ``final_status`` (rejected/expired) stop retrying."""
+        values: dict[str, Any] = {
+            "attempts": OutboxRow.attempts + 1,
+            "lease_until": None,
+            "last_error": error[:2000],
+            "next_attempt_at": next_attempt_at,
+        }
+        if final_status:
+            values["status"] = final_status
+        with self.session() as session:
+            session.query(OutboxRow).filter(OutboxRow.event_id == event_id).update(
+                values, synchronize_session=False
+            )
+
+    # -- inbound helpdesk events ----------------------------------------------------------------
+
+    def inbound_seen(self, event_id: str) -> bool:
+        with self.session() as session:
+            return session.get(InboundEventRow, event_id) is not None
+
+    def record_inbound(self, event_id: str, handoff_id: str, event_type: str) -> bool:
+        """Remember a processed helpdesk event; False when it was already recorded."""
+        try:
+            with self.session() as session:
+                session.add(
+                    InboundEventRow(
+                        event_id=event_id,
+                        handoff_id=handoff_id,
+                        event_type=event_type,
+                        received_at=time.time(),
+                    )
+                )
+            return True
+        except IntegrityError:
+            return False
+
+
+_stores: dict[str, HandoffStore] = {}
+
+
+def get_store(database_url: str | None = None) -> HandoffStore:
+    """The process-wide store for ``database_url`` (default: the settings'), made on first use."""
+    if database_url is None:
+        from handoff.settings import get_settings
+
+        database_url = get_settings().database_url
+    store = _stores.get(database_url)
+    if store is None:
+        store = _stores[database_url] = HandoffStore(database_url)
+    return store

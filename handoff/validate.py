@@ -1,0 +1,82 @@
+"""``python -m handoff.validate``: check handoff_rules.yml against the domain.
+
+Tells a conversation designer at once when a trigger names an intent or response the domain does
+not have, or when a response the handoff loop needs is missing.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import yaml
+
+from handoff.rules import RulesError, load_rules, rules_path
+from handoff.settings import PROJECT_ROOT
+
+# Responses the actions and the helpdesk channel say; the domain must define each.
+REQUIRED_RESPONSES = (
+    "utter_handoff_started",
+    "utter_handoff_wait_minutes",
+    "utter_handoff_wait_short",
+    "utter_handoff_delayed",
+    "utter_handoff_failed",
+    "utter_handoff_agent_joined",
+    "utter_handoff_back",
+    "utter_rephrase",
+)
+REQUIRED_INTENTS = ("EXTERNAL_handback",)
+
+
+def load_domain(path: Path) -> dict:
+    """Merge a domain file, or every YAML file of a domain directory, into one mapping."""
+    files = sorted(path.rglob("*.yml")) if path.is_dir() else [path]
+    merged: dict = {"intents": [], "responses": {}}
+    for file in files:
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+        for intent in data.get("intents") or []:
+            merged["intents"].append(next(iter(intent)) if isinstance(intent, dict) else intent)
+        merged["responses"].update(data.get("responses") or {})
+    return merged
+
+
+def problems(domain_path: Path, rules_file: Path) -> list[str]:
+    try:
+        rules = load_rules(rules_file)
+    except RulesError as exc:
+        return [str(exc)]
+    domain = load_domain(domain_path)
+    intents, responses = set(domain["intents"]), set(domain["responses"])
+    found = []
+    for trigger in rules.triggers.values():
+        for intent in trigger.intents:
+            if intent not in intents:
+                found.append(f"trigger {trigger.name!r}: intent {intent!r} is not in the domain")
+        if trigger.response and trigger.response not in responses:
+            found.append(f"trigger {trigger.name!r}: response {trigger.response!r} is not in the domain")
+    for response in REQUIRED_RESPONSES:
+        if response not in responses:
+            found.append(f"the domain has no {response!r}, which the handoff loop says")
+    for intent in REQUIRED_INTENTS:
+        if intent not in intents:
+            found.append(f"the domain has no intent {intent!r}, which the helpdesk hand-back triggers")
+    return found
+
+
+def main() -> int:
+    domain_path = PROJECT_ROOT / "domain"
+    if not domain_path.is_dir():
+        domain_path = PROJECT_ROOT / "domain.yml"
+    rules_file = rules_path()
+    found = problems(domain_path, rules_file)
+    if found:
+        print(f"{rules_file.name}: {len(found)} problem(s)", file=sys.stderr)
+        for line in found:
+            print(f"  - {line}", file=sys.stderr)
+        return 1
+    print(f"{rules_file.name}: {len(load_rules(rules_file).triggers)} triggers, all consistent with the domain")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Starts the action server, the embedded helpdesk (unless HELPDESK_WEBHOOK_URL points elsewhere)
+# and the Rasa server; prefixes each one's log lines; Ctrl-C stops all of them.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export RASA_PORT="${RASA_PORT:-5005}" ACTIONS_PORT="${ACTIONS_PORT:-5055}" HELPDESK_PORT="${HELPDESK_PORT:-5080}"
+export RASA_TRACKER_DB="${RASA_TRACKER_DB:-$PWD/var/rasa.db}"
+export PYTHONUNBUFFERED=1 SQLALCHEMY_SILENCE_UBER_WARNING=1 TF_CPP_MIN_LOG_LEVEL=2
+mkdir -p var
+bin=.venv/bin
+model="${RASA_MODEL:-models/handoff.tar.gz}"
+[ -f "$model" ] || { echo "No trained model at $model: run 'make run' (it trains first)." >&2; exit 1; }
+
+pids=()
+prefix() { local tag=$1; while IFS= read -r line; do printf '%-9s %s\n' "[$tag]" "$line"; done; }
+start() {
+  local tag=$1; shift
+  ( "$@" 2>&1 | prefix "$tag" ) &
+  pids+=($!)
+}
+kill_tree() { local child; for child in $(pgrep -P "$1"); do kill_tree "$child"; done; kill -TERM "$1" 2>/dev/null; }
+stop() {
+  trap - INT TERM EXIT
+  echo "==> stopping"
+  for p in "${pids[@]}"; do kill_tree "$p"; done
+  wait 2>/dev/null
+  exit 0
+}
+trap stop INT TERM EXIT
+
+start actions "$bin/rasa" run actions --actions actions --port "$ACTIONS_PORT"
+if [ -z "${HELPDESK_WEBHOOK_URL:-}" ]; then
+  start helpdesk "$bin/python" -m helpdesk
+else
+  echo "==> HELPDESK_WEBHOOK_URL is set: handoffs go to $HELPDESK_WEBHOOK_URL (embedded helpdesk not started)"
+fi
+auth=()
+[ -n "${RASA_TOKEN:-}" ] && auth=(--auth-token "$RASA_TOKEN")
+start rasa "$bin/rasa" run --enable-api "${auth[@]}" --cors "*" --interface "${RASA_HOST:-127.0.0.1}" --port "$RASA_PORT" \
+  --model "$model" --credentials credentials.yml --endpoints endpoints.yml
+
+start=$(date +%s)
+until curl -fs "http://127.0.0.1:$RASA_PORT/status" ${RASA_TOKEN:+-G --data-urlencode "token=$RASA_TOKEN"} >/dev/null 2>&1; do
+  sleep 1
+  if [ $(( $(date +%s) - start )) -gt 300 ]; then echo "==> Rasa did not become ready in 300 s" >&2; break; fi
+done
+cat <<MSG
+==> ready in $(( $(date +%s) - start )) s
+    Rasa server      http://127.0.0.1:$RASA_PORT   (REST: POST /webhooks/rest/webhook, socket.io web chat)
+    Action server    http://127.0.0.1:$ACTIONS_PORT
+    Agent inbox      http://127.0.0.1:$HELPDESK_PORT
+    Ctrl-C stops everything.
+MSG
+wait
