@@ -1,0 +1,156 @@
+import json
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.events import ConversationPaused, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.handoff_actions import ActionHandleFallback, ActionHandoff, ActionHandoffResume
+from handoff.store import ENDED
+
+
+def user(text, intent, confidence=0.9, ts=100.0):
+    return {
+        "event": "user",
+        "text": text,
+        "timestamp": ts,
+        "parse_data": {"intent": {"name": intent, "confidence": confidence}, "text": text},
+        "input_channel": "rest",
+        "metadata": {},
+    }
+
+
+def tracker(events, sender="conv-1", **slots):
+    latest = next((e["parse_data"] for e in reversed(events) if e["event"] == "user"), {})
+    return Tracker(sender, {"language": "en", **slots}, latest, events, False, None, {}, "action_listen")
+
+
+def responses(dispatcher):
+    return [m["response"] for m in dispatcher.messages]
+
+
+async def test_request_for_a_person_hands_off_and_pauses(receiver, store):
+    events = [user("hello", "greet"), {"event": "bot", "text": "Hi!", "timestamp": 100.5}, user("I want a human", "request_human", 0.97, 101.0)]
+    dispatcher = CollectingDispatcher()
+    result = await ActionHandoff().run(dispatcher, tracker(events, customer_email="a@example.com"), {})
+
+    [handoff] = store.handoffs("conv-1")
+    assert result == [SlotSet("handoff_id", handoff.id), ConversationPaused()]
+    assert responses(dispatcher) == ["utter_handoff_started", "utter_handoff_wait_minutes"]
+    assert dispatcher.messages[1]["wait_minutes"] == 2
+    [body] = receiver.events("handoff.requested")
+    assert receiver.received[0].signature_ok
+    assert body["handoff_id"] == handoff.id and body["reason"] == "customer_request"
+    assert body["customer"] == {"email": "a@example.com"}
+    assert [t["text"] for t in body["transcript"]] == ["hello", "Hi!", "I want a human"]
+    stored = store.get_handoff(handoff.id)
+    assert (stored.ticket_id, stored.estimated_wait_seconds) == ("T-1", 120)
+
+
+async def test_short_wait_is_said_as_under_a_minute(receiver, store):
+    receiver.reply = {"ticket_id": "T-9", "estimated_wait_seconds": 20}
+    dispatcher = CollectingDispatcher()
+    await ActionHandoff().run(dispatcher, tracker([user("agent", "request_human")]), {})
+    assert responses(dispatcher) == ["utter_handoff_started", "utter_handoff_wait_short"]
+
+
+async def test_helpdesk_down_still_pauses_and_says_so_honestly(receiver, store):
+    receiver.status = 503
+    dispatcher = CollectingDispatcher()
+    result = await ActionHandoff().run(dispatcher, tracker([user("agent", "request_human")]), {})
+    assert ConversationPaused() in result
+    assert responses(dispatcher) == ["utter_handoff_started", "utter_handoff_delayed"]
+    [handoff] = store.handoffs("conv-1")
+    [entry] = store.events(handoff.id)
+    assert entry.status == "pending" and entry.attempts == 1  # the outbox worker retries it
+
+
+async def test_slow_helpdesk_does_not_hold_the_turn(receiver, store, monkeypatch):
+    monkeypatch.setenv("HANDOFF_FIRST_DELIVERY_WAIT", "0.5")
+    from handoff.settings import get_settings
+
+    get_settings.cache_clear()
+    receiver.delay = 3
+    dispatcher = CollectingDispatcher()
+    import time
+
+    start = time.monotonic()
+    await ActionHandoff().run(dispatcher, tracker([user("agent", "request_human")]), {})
+    assert time.monotonic() - start < 2
+    assert responses(dispatcher)[-1] == "utter_handoff_delayed"
+
+
+async def test_rejected_handoff_is_not_left_paused(receiver, store):
+    receiver.status = 400
+    dispatcher = CollectingDispatcher()
+    result = await ActionHandoff().run(dispatcher, tracker([user("agent", "request_human")]), {})
+    assert result == [] and responses(dispatcher) == ["utter_handoff_failed"]
+    [handoff] = store.handoffs("conv-1")
+    assert handoff.state == ENDED
+
+
+async def test_no_second_handoff_while_one_is_active(receiver, store):
+    for _ in range(2):
+        await ActionHandoff().run(CollectingDispatcher(), tracker([user("agent", "request_human")]), {})
+    assert len(store.handoffs("conv-1")) == 1
+    assert len(receiver.events("handoff.requested")) == 1
+
+
+async def test_first_misunderstanding_asks_to_rephrase(receiver, store):
+    dispatcher = CollectingDispatcher()
+    events = [user("hello", "greet"), user("blorp", "nlu_fallback", 0.3, 101)]
+    assert await ActionHandleFallback().run(dispatcher, tracker(events), {}) == []
+    assert responses(dispatcher) == ["utter_rephrase"]
+    assert receiver.received == []
+
+
+async def test_second_misunderstanding_in_a_row_hands_off_as_bot_failure(receiver, store):
+    dispatcher = CollectingDispatcher()
+    events = [user("blorp", "nlu_fallback", 0.3, 100), {"event": "bot", "text": "Sorry?", "timestamp": 100.2}, user("zzzt", "nlu_fallback", 0.2, 101)]
+    result = await ActionHandleFallback().run(dispatcher, tracker(events), {})
+    assert ConversationPaused() in result
+    [body] = receiver.events("handoff.requested")
+    assert body["reason"] == "bot_failure"
+    assert body["trigger"]["intent"] == "nlu_fallback" and body["trigger"]["text"] == "zzzt"
+
+
+async def test_misunderstandings_before_a_hand_back_do_not_count(receiver, store):
+    events = [user("blorp", "nlu_fallback", 0.3, 100), {"event": "resume", "timestamp": 100.5}, user("zzzt", "nlu_fallback", 0.2, 101)]
+    dispatcher = CollectingDispatcher()
+    await ActionHandleFallback().run(dispatcher, tracker(events), {})
+    assert responses(dispatcher) == ["utter_rephrase"]
+
+
+async def test_resume_says_the_bot_is_back_and_clears_the_handoff():
+    dispatcher = CollectingDispatcher()
+    result = await ActionHandoffResume().run(dispatcher, tracker([], handoff_id="h"), {})
+    assert result == [SlotSet("handoff_id", None)]
+    assert responses(dispatcher) == ["utter_handoff_back"]
+
+
+@pytest.mark.parametrize("path", ["/health"])
+async def test_action_server_http_contract(path, receiver):
+    """The action server's own HTTP contract, through rasa-sdk's app."""
+    from rasa_sdk.endpoint import create_app
+
+    app = create_app("actions")
+    _, health = await app.asgi_client.get(path)
+    assert health.status == 200
+    body = {
+        "next_action": "action_handoff",
+        "sender_id": "http-1",
+        "tracker": {
+            "sender_id": "http-1",
+            "slots": {"language": "en"},
+            "latest_message": user("get me a manager", "request_human")["parse_data"],
+            "events": [user("get me a manager", "request_human")],
+            "paused": False,
+            "latest_action_name": "action_listen",
+        },
+        "domain": {},
+        "version": "3.6.2",
+    }
+    _, answer = await app.asgi_client.post("/webhook", content=json.dumps(body))
+    assert answer.status == 200
+    assert [e["event"] for e in answer.json["events"]] == ["slot", "pause"]
+    assert answer.json["responses"][0]["response"] == "utter_handoff_started"
