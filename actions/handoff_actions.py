@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ConversationPaused, EventType, SlotSet
+from rasa_sdk.events import ActionExecuted, ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from handoff.delivery import Deliverer
@@ -82,7 +82,7 @@ class HandoffAction(Action, metaclass=abc.ABCMeta):
             if existing is not None:
                 # Already waiting for (or talking to) a person: do not queue the customer twice.
                 dispatcher.utter_message(response="utter_handoff_started")
-                return [SlotSet("handoff_id", existing.id), ConversationPaused()]
+                return paused(existing.id)
             payload = build_handoff_requested(
                 conversation_id=tracker.sender_id,
                 events=tracker.events,
@@ -127,7 +127,17 @@ class HandoffAction(Action, metaclass=abc.ABCMeta):
                     dispatcher.utter_message(response="utter_handoff_wait_minutes", wait_minutes=math.ceil(wait / 60))
         else:
             dispatcher.utter_message(response="utter_handoff_delayed")
-        return [SlotSet("handoff_id", handoff.id), ConversationPaused()]
+        return paused(handoff.id)
+
+
+def paused(handoff_id: str) -> list[EventType]:
+    """Events that pause the conversation for a person.
+
+    The closing ``action_listen`` ends the bot's turn as Rasa's own loop would have (a paused
+    conversation stops predicting before it gets there). Without it Rasa's default rules, which
+    only fire after ``action_listen``, would ignore a customer's ``/restart`` during the handoff.
+    """
+    return [SlotSet("handoff_id", handoff_id), ConversationPaused(), ActionExecuted("action_listen")]
 
 
 class ActionHandoff(HandoffAction):

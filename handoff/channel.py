@@ -18,7 +18,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, OutputChannel, UserMessage
+from rasa.core.channels.channel import (
+    CollectingOutputChannel,
+    InputChannel,
+    OutputChannel,
+    UserMessage,
+)
 from rasa.shared.core.events import BotUttered, ConversationResumed
 from rasa.shared.core.trackers import DialogueStateTracker
 from sanic import Blueprint, response

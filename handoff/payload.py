@@ -117,6 +117,20 @@ def channel_details(event: Mapping[str, Any] | None) -> dict[str, Any]:
     return details
 
 
+def merged_metadata(events: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The metadata of the customer's messages, later messages overriding earlier ones (a web chat
+    may send who the customer is with the first message only)."""
+    merged: dict[str, Any] = {}
+    for event in events:
+        if event.get("event") == "user" and not is_external(event):
+            for key, value in (event.get("metadata") or {}).items():
+                if key == "customer" and isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+                    merged[key] = {**merged[key], **value}
+                else:
+                    merged[key] = value
+    return merged
+
+
 def build_handoff_requested(
     *,
     conversation_id: str,
@@ -129,7 +143,9 @@ def build_handoff_requested(
     handoff_id: str | None = None,
 ) -> dict[str, Any]:
     """The ``handoff.requested`` message for this conversation, per the contract."""
-    latest = latest_customer_event(current_session(events))
+    session = current_session(events)
+    latest = latest_customer_event(session)
+    metadata = merged_metadata(session)
     intent, confidence = _intent(latest) if latest else (None, None)
     trigger_info: dict[str, Any] = {
         "name": trigger.name,
@@ -145,8 +161,8 @@ def build_handoff_requested(
         "priority": trigger.priority,
         "queue": trigger.queue,
         "language": language if language in ("en", "nl") else "en",
-        "customer": customer_details(slots, (latest or {}).get("metadata")),
-        "channel": channel_details(latest),
+        "customer": customer_details(slots, metadata),
+        "channel": channel_details({**latest, "metadata": metadata} if latest else None),
         "transcript": transcript(events),
     }
     if trigger.reason == "qualified_lead":

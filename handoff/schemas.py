@@ -9,6 +9,7 @@ No Rasa imports here: the action server, the Rasa plugins and the helpdesk all u
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import re
@@ -33,9 +34,7 @@ INBOUND_EVENTS: tuple[str, ...] = ("agent.joined", "agent.message", "agent.handb
 _MAX_REPORTED_ERRORS = 5
 
 # RFC 3339 date-time: a full date, a time and a time zone (``Z`` or ``±hh:mm``).
-_DATE_TIME = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
-)
+_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 _JSON_TYPE_NAMES = {
     "object": "an object",
@@ -86,18 +85,22 @@ def schema_path(event: str) -> Path:
     return SCHEMA_DIR / f"{event}.json"
 
 
-@functools.lru_cache(maxsize=None)
-def load_schema(event: str) -> dict[str, Any]:
-    """The schema of ``event`` as a dict (read once)."""
+@functools.cache
+def _read_schema(event: str) -> dict[str, Any]:
     if event not in OUTBOUND_EVENTS + INBOUND_EVENTS:
-        raise KeyError(event)
+        raise KeyError(f"no schema for event {event!r}")
     with schema_path(event).open(encoding="utf-8") as handle:
         return json.load(handle)
 
 
-@functools.lru_cache(maxsize=None)
+def load_schema(event: str) -> dict[str, Any]:
+    """A copy of the schema of ``event`` (the file is read once)."""
+    return copy.deepcopy(_read_schema(event))
+
+
+@functools.cache
 def _validator(event: str) -> Draft202012Validator:
-    schema = load_schema(event)
+    schema = _read_schema(event)
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema, format_checker=_format_checker())
 

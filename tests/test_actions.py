@@ -2,7 +2,7 @@ import json
 
 import pytest
 from rasa_sdk import Tracker
-from rasa_sdk.events import ConversationPaused, SlotSet
+from rasa_sdk.events import ActionExecuted, ConversationPaused, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.handoff_actions import ActionHandleFallback, ActionHandoff, ActionHandoffResume
@@ -35,7 +35,7 @@ async def test_request_for_a_person_hands_off_and_pauses(receiver, store):
     result = await ActionHandoff().run(dispatcher, tracker(events, customer_email="a@example.com"), {})
 
     [handoff] = store.handoffs("conv-1")
-    assert result == [SlotSet("handoff_id", handoff.id), ConversationPaused()]
+    assert result == [SlotSet("handoff_id", handoff.id), ConversationPaused(), ActionExecuted("action_listen")]
     assert responses(dispatcher) == ["utter_handoff_started", "utter_handoff_wait_minutes"]
     assert dispatcher.messages[1]["wait_minutes"] == 2
     [body] = receiver.events("handoff.requested")
@@ -152,5 +152,5 @@ async def test_action_server_http_contract(path, receiver):
     }
     _, answer = await app.asgi_client.post("/webhook", content=json.dumps(body))
     assert answer.status == 200
-    assert [e["event"] for e in answer.json["events"]] == ["slot", "pause"]
+    assert [e["event"] for e in answer.json["events"]] == ["slot", "pause", "action"]
     assert answer.json["responses"][0]["response"] == "utter_handoff_started"

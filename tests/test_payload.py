@@ -1,4 +1,10 @@
-from handoff.payload import build_handoff_requested, channel_details, customer_details, current_session, transcript
+from handoff.payload import (
+    build_handoff_requested,
+    channel_details,
+    current_session,
+    customer_details,
+    transcript,
+)
 from handoff.rules import Trigger
 
 TRIGGER = Trigger("customer_request", "customer_request", "normal", "support", "The customer asked.", ("request_human",))
@@ -81,8 +87,9 @@ def test_handoff_requested_follows_the_contract():
         "text": "I want a person",
         "signals": ["explicit_request"],
     }
-    assert body["customer"] == {"customer_id": "C-42"}
-    assert body["channel"] == {"name": "socketio", "browser": "Firefox 120", "device": "desktop"}
+    # What the channel said of the customer earlier in the session is kept, slots fill the rest.
+    assert body["customer"] == {"name": "Anna", "email": "a@example.com", "customer_id": "C-42"}
+    assert body["channel"] == {"name": "socketio", "browser": "Firefox 120", "page": "/checkout", "device": "desktop"}
     assert len(body["transcript"]) == 4
     assert "lead" not in body
     assert body["sent_at"].endswith("Z") and len(body["event_id"]) == 36 and len(body["handoff_id"]) == 36

@@ -1,8 +1,8 @@
 import pytest
 
 from handoff.rules import RulesError, load_rules, parse_rules
-from handoff.validate import problems
 from handoff.settings import PROJECT_ROOT
+from handoff.validate import problems
 
 
 def test_project_rules_are_valid_and_consistent_with_the_domain():

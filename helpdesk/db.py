@@ -1,0 +1,149 @@
+"""The helpdesk's tables and database engine (SQLAlchemy 1.4).
+
+The engine is made by :func:`create_engine_for` when the app starts, never at import time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import declarative_base, relationship, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+Base = declarative_base()
+
+#: Priority names in serving order: urgent first.
+PRIORITY_ORDER = ("urgent", "high", "normal", "low")
+
+# Ticket states. A ticket is "open" while waiting or assigned.
+WAITING = "waiting"
+ASSIGNED = "assigned"
+CLOSED = "closed"
+
+# Closure cause used when an agent hands the conversation back (the assistant's own causes come
+# from handoff.ended).
+HANDED_BACK = "handed_back"
+
+
+def utcnow() -> datetime:
+    """Naive UTC now: SQLite keeps no time zone, so every stored time is UTC by convention."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def priority_rank(priority: str) -> int:
+    """0 for urgent .. 3 for low; unknown priorities sort last."""
+    try:
+        return PRIORITY_ORDER.index(priority)
+    except ValueError:
+        return len(PRIORITY_ORDER)
+
+
+class Ticket(Base):
+    """One handoff as the agents see it; the whole handoff.requested payload is kept."""
+
+    __tablename__ = "tickets"
+
+    id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
+    ticket_id = sa.Column(sa.String(32), nullable=False, unique=True)
+    handoff_id = sa.Column(sa.String(36), nullable=False, unique=True)
+    conversation_id = sa.Column(sa.String(255), nullable=False, index=True)
+
+    reason = sa.Column(sa.String(64), nullable=False)
+    reason_text = sa.Column(sa.Text, nullable=False, default="")
+    priority = sa.Column(sa.String(16), nullable=False)
+    priority_rank = sa.Column(sa.Integer, nullable=False)
+    queue = sa.Column(sa.String(64), nullable=False)
+    language = sa.Column(sa.String(8), nullable=False)
+    customer = sa.Column(sa.JSON, nullable=False, default=dict)
+    lead = sa.Column(sa.JSON, nullable=True)
+    channel = sa.Column(sa.JSON, nullable=False, default=dict)
+    trigger = sa.Column(sa.JSON, nullable=False, default=dict)
+    transcript = sa.Column(sa.JSON, nullable=False, default=list)
+    payload = sa.Column(sa.JSON, nullable=False)
+    requested_at = sa.Column(sa.String(40), nullable=True)  # sent_at as the assistant wrote it
+
+    state = sa.Column(sa.String(16), nullable=False, default=WAITING, index=True)
+    agent_name = sa.Column(sa.String(200), nullable=True)
+    created_at = sa.Column(sa.DateTime, nullable=False, default=utcnow)
+    joined_at = sa.Column(sa.DateTime, nullable=True)
+    closed_at = sa.Column(sa.DateTime, nullable=True)
+    close_cause = sa.Column(sa.String(32), nullable=True)
+    handback_note = sa.Column(sa.Text, nullable=True)
+
+    entries = relationship(
+        "TicketEntry",
+        back_populates="ticket",
+        order_by="TicketEntry.id",
+        cascade="all, delete-orphan",
+    )
+
+    @property
+    def is_open(self) -> bool:
+        return self.state != CLOSED
+
+
+class TicketEntry(Base):
+    """Something that happened after the handoff: a message or a change of state."""
+
+    __tablename__ = "ticket_entries"
+
+    id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
+    ticket_pk = sa.Column(sa.Integer, sa.ForeignKey("tickets.id"), nullable=False, index=True)
+    # customer / agent: a message (text); joined: author joined; handback: author handed back
+    # (text: the note); ended: the assistant ended the handoff (text: the cause).
+    kind = sa.Column(sa.String(16), nullable=False)
+    author = sa.Column(sa.String(200), nullable=True)
+    text = sa.Column(sa.Text, nullable=False, default="")
+    timestamp = sa.Column(sa.String(40), nullable=True)  # as the sender wrote it, if any
+    created_at = sa.Column(sa.DateTime, nullable=False, default=utcnow)
+
+    ticket = relationship("Ticket", back_populates="entries")
+
+
+class ProcessedEvent(Base):
+    """Webhook deliveries already handled, with the answer given, so a retry gets the same answer."""
+
+    __tablename__ = "processed_events"
+
+    event_id = sa.Column(sa.String(36), primary_key=True)
+    event = sa.Column(sa.String(64), nullable=False)
+    handoff_id = sa.Column(sa.String(36), nullable=False)
+    status = sa.Column(sa.Integer, nullable=False)
+    response = sa.Column(sa.Text, nullable=False)
+    received_at = sa.Column(sa.DateTime, nullable=False, default=utcnow)
+
+
+def create_engine_for(database_url: str) -> Engine:
+    """An engine for ``database_url``; for SQLite: usable from worker threads, WAL, busy timeout."""
+    url = make_url(database_url)
+    if not url.drivername.startswith("sqlite"):
+        return sa.create_engine(database_url, future=True, pool_pre_ping=True)
+
+    kwargs: dict = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+    in_memory = url.database in (None, "", ":memory:")
+    if in_memory:
+        # One shared connection, or every thread would see its own empty database.
+        kwargs["poolclass"] = StaticPool
+    else:
+        Path(url.database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(database_url, future=True, **kwargs)
+
+    @sa.event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return engine
+
+
+def init_database(engine: Engine) -> sessionmaker:
+    """Create missing tables and return a session factory bound to ``engine``."""
+    Base.metadata.create_all(engine)
+    return sessionmaker(bind=engine, future=True, expire_on_commit=False)

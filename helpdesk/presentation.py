@@ -1,0 +1,172 @@
+"""Words and formats the agent pages use: labels for codes, times and durations."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from helpdesk.db import ASSIGNED, CLOSED, HANDED_BACK, WAITING, Ticket, utcnow
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+
+REASON_LABELS = {
+    "customer_request": "Customer asked for a person",
+    "bot_failure": "The bot could not help",
+    "frustration": "Customer is frustrated",
+    "urgent": "Urgent matter",
+    "sensitive": "Sensitive topic",
+    "complex": "Complex question",
+    "qualified_lead": "Qualified sales lead",
+    "repeat_contact": "Repeat contact",
+    "timeout": "Timed out",
+}
+
+CAUSE_LABELS = {
+    "customer_restart": "the customer restarted the conversation",
+    "session_expired": "the session expired",
+    "no_agent_timeout": "no agent joined in time",
+    "customer_left": "the customer left",
+    HANDED_BACK: "handed back to the bot",
+}
+
+LANGUAGE_LABELS = {"en": "English", "nl": "Dutch"}
+
+
+def reason_label(code: str) -> str:
+    return REASON_LABELS.get(code, code)
+
+
+def cause_label(code: str | None) -> str:
+    return CAUSE_LABELS.get(code or "", code or "closed")
+
+
+def language_label(code: str) -> str:
+    return LANGUAGE_LABELS.get(code, code)
+
+
+def duration(seconds: float | None) -> str:
+    """``45 s``, ``3 min``, ``1 h 5 min``, ``2 d 3 h``."""
+    if seconds is None:
+        return ""
+    seconds = max(int(seconds), 0)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def since(moment: datetime | None) -> str:
+    """How long ago a stored (naive UTC) moment was."""
+    if moment is None:
+        return ""
+    return duration((utcnow() - moment).total_seconds())
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A stored naive-UTC datetime, or an ISO 8601 string, as an aware UTC datetime."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str) and value:
+        text = value.strip().replace(" ", "T", 1)
+        if text[-1:] in "Zz":
+            text = text[:-1] + "+00:00"
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    else:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def clock(value: Any) -> str:
+    """``14:03:27`` (UTC), or the raw value when it is not a time."""
+    moment = parse_time(value)
+    if moment is None:
+        return "" if value is None else str(value)
+    return moment.strftime("%H:%M:%S")
+
+
+def full_time(value: Any) -> str:
+    """``2024-05-01 14:03:27 UTC``, or the raw value when it is not a time."""
+    moment = parse_time(value)
+    if moment is None:
+        return "" if value is None else str(value)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def show(value: Any) -> str:
+    """A field value as text: scalars as they are, lists and objects as compact JSON."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def percent(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value * 100:.0f}%"
+    return ""
+
+
+def state_text(ticket: Ticket) -> str:
+    """``waiting``, ``with Grace`` or ``closed: the customer left``."""
+    if ticket.state == WAITING:
+        return "waiting"
+    if ticket.state == ASSIGNED:
+        return f"with {ticket.agent_name}"
+    if ticket.state == CLOSED:
+        if ticket.close_cause == HANDED_BACK and ticket.agent_name:
+            return f"closed: handed back to the bot by {ticket.agent_name}"
+        return f"closed: {cause_label(ticket.close_cause)}"
+    return ticket.state
+
+
+def waiting_text(ticket: Ticket) -> str:
+    """How long the customer has waited (or waited) for an agent."""
+    if ticket.state == WAITING:
+        return since(ticket.created_at)
+    end = ticket.joined_at or ticket.closed_at
+    if end is None:
+        return ""
+    return duration((end - ticket.created_at).total_seconds())
+
+
+def make_environment() -> jinja2.Environment:
+    """The template environment: HTML autoescaped, undefined names are errors."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        reason_label=reason_label,
+        cause_label=cause_label,
+        language_label=language_label,
+        duration=duration,
+        since=since,
+        clock=clock,
+        full_time=full_time,
+        show=show,
+        percent=percent,
+        state_text=state_text,
+        waiting_text=waiting_text,
+    )
+    return env

@@ -1,0 +1,333 @@
+"""Ticket storage: what the webhook and the agent pages do to the database.
+
+Everything here is synchronous SQLAlchemy; the web handlers call it through ``asyncio.to_thread``
+so a slow disk never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from helpdesk.db import (
+    ASSIGNED,
+    CLOSED,
+    HANDED_BACK,
+    WAITING,
+    ProcessedEvent,
+    Ticket,
+    TicketEntry,
+    priority_rank,
+    utcnow,
+)
+
+#: Average handling time used before any ticket has been handed back.
+DEFAULT_HANDLING_SECONDS = 180
+#: How many recent hand-backs the average handling time is taken over.
+HANDLING_SAMPLE = 20
+#: How many closed tickets the inbox lists.
+CLOSED_LISTED = 50
+
+
+class TicketNotFound(LookupError):
+    """No ticket has that id (or handoff id)."""
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    """The answer to one webhook delivery."""
+
+    status: int
+    body: str  # JSON text, stored verbatim so a repeated delivery gets the identical answer
+    duplicate: bool = False
+    ticket_id: str | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return json.loads(self.body)
+
+
+def _json(data: dict[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def _error(status: int, error: str, message: str) -> WebhookResult:
+    return WebhookResult(status, _json({"error": error, "message": message}))
+
+
+class TicketStore:
+    """All reads and writes of tickets, entries and processed webhook deliveries."""
+
+    def __init__(self, session_factory: sessionmaker) -> None:
+        self._sessions = session_factory
+
+    # --- webhook --------------------------------------------------------------------------------
+
+    def process_event(self, body: dict[str, Any]) -> WebhookResult:
+        """Apply one validated assistant → helpdesk message, at most once per ``event_id``.
+
+        A successful answer is stored with the event id in the same transaction as its effects, so
+        a retry (even a concurrent one) is answered from the store and changes nothing.
+        Failures (e.g. unknown handoff) are not stored: a retry is evaluated again.
+        """
+        for attempt in range(2):
+            try:
+                return self._process_event_once(body)
+            except IntegrityError:
+                # A concurrent delivery of the same event (or handoff) committed first; the second
+                # pass finds its row and answers from it.
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _process_event_once(self, body: dict[str, Any]) -> WebhookResult:
+        with self._sessions() as session:
+            seen = session.get(ProcessedEvent, body["event_id"])
+            if seen is not None:
+                ticket_id = json.loads(seen.response).get("ticket_id")
+                return WebhookResult(
+                    seen.status, seen.response, duplicate=True, ticket_id=ticket_id
+                )
+
+            handler = {
+                "handoff.requested": self._handoff_requested,
+                "conversation.message": self._conversation_message,
+                "handoff.ended": self._handoff_ended,
+            }[body["event"]]
+            result = handler(session, body)
+            if result.status >= 300:
+                session.rollback()
+                return result
+            session.add(
+                ProcessedEvent(
+                    event_id=body["event_id"],
+                    event=body["event"],
+                    handoff_id=body["handoff_id"],
+                    status=result.status,
+                    response=result.body,
+                )
+            )
+            session.commit()
+            return result
+
+    def _handoff_requested(self, session: Session, body: dict[str, Any]) -> WebhookResult:
+        ticket = self._by_handoff(session, body["handoff_id"])
+        if ticket is None:
+            ticket = Ticket(
+                ticket_id=self._new_ticket_id(session),
+                handoff_id=body["handoff_id"],
+                conversation_id=body["conversation_id"],
+                reason=body["reason"],
+                reason_text=body["reason_text"],
+                priority=body["priority"],
+                priority_rank=priority_rank(body["priority"]),
+                queue=body["queue"],
+                language=body["language"],
+                customer=body.get("customer") or {},
+                lead=body.get("lead"),
+                channel=body.get("channel") or {},
+                trigger=body.get("trigger") or {},
+                transcript=body.get("transcript") or [],
+                payload=body,
+                requested_at=body.get("sent_at"),
+                state=WAITING,
+                created_at=utcnow(),
+            )
+            session.add(ticket)
+            session.flush()
+        elif ticket.conversation_id != body["conversation_id"]:
+            return _error(
+                400, "conversation_mismatch", "handoff_id belongs to another conversation"
+            )
+        wait = self.estimate_wait(session, ticket)
+        answer = {"ticket_id": ticket.ticket_id, "estimated_wait_seconds": wait}
+        return WebhookResult(200, _json(answer), ticket_id=ticket.ticket_id)
+
+    def _conversation_message(self, session: Session, body: dict[str, Any]) -> WebhookResult:
+        ticket, problem = self._ticket_for(session, body)
+        if problem:
+            return problem
+        message = body["message"]
+        session.add(
+            TicketEntry(
+                ticket=ticket,
+                kind="customer",
+                text=message.get("text", ""),
+                timestamp=message.get("timestamp"),
+            )
+        )
+        return WebhookResult(
+            200, _json({"ticket_id": ticket.ticket_id}), ticket_id=ticket.ticket_id
+        )
+
+    def _handoff_ended(self, session: Session, body: dict[str, Any]) -> WebhookResult:
+        ticket, problem = self._ticket_for(session, body)
+        if problem:
+            return problem
+        cause = body["cause"]
+        if ticket.state != CLOSED:
+            ticket.state = CLOSED
+            ticket.closed_at = utcnow()
+            ticket.close_cause = cause
+        session.add(TicketEntry(ticket=ticket, kind="ended", text=cause))
+        return WebhookResult(
+            200, _json({"ticket_id": ticket.ticket_id}), ticket_id=ticket.ticket_id
+        )
+
+    def _ticket_for(
+        self, session: Session, body: dict[str, Any]
+    ) -> tuple[Ticket | None, WebhookResult | None]:
+        ticket = self._by_handoff(session, body["handoff_id"])
+        if ticket is None:
+            return None, _error(404, "unknown_handoff", "no ticket for this handoff_id")
+        if ticket.conversation_id != body["conversation_id"]:
+            return None, _error(
+                400, "conversation_mismatch", "handoff_id belongs to another conversation"
+            )
+        return ticket, None
+
+    @staticmethod
+    def _by_handoff(session: Session, handoff_id: str) -> Ticket | None:
+        return session.execute(
+            sa.select(Ticket).where(Ticket.handoff_id == handoff_id)
+        ).scalar_one_or_none()
+
+    @staticmethod
+    def _new_ticket_id(session: Session) -> str:
+        while True:
+            candidate = "HD-" + secrets.token_hex(4).upper()
+            exists = session.execute(
+                sa.select(Ticket.id).where(Ticket.ticket_id == candidate)
+            ).first()
+            if not exists:
+                return candidate
+
+    # --- waiting time ---------------------------------------------------------------------------
+
+    def estimate_wait(self, session: Session, ticket: Ticket) -> int:
+        """Seconds until an agent is free for ``ticket``: the waiting, unassigned tickets served
+        before it (higher priority, or same priority and older) times the average handling time.
+        """
+        if ticket.state != WAITING:
+            return 0
+        ahead = session.execute(
+            sa.select(sa.func.count(Ticket.id)).where(
+                Ticket.state == WAITING,
+                Ticket.id != ticket.id,
+                sa.or_(
+                    Ticket.priority_rank < ticket.priority_rank,
+                    sa.and_(
+                        Ticket.priority_rank == ticket.priority_rank,
+                        sa.or_(
+                            Ticket.created_at < ticket.created_at,
+                            sa.and_(Ticket.created_at == ticket.created_at, Ticket.id < ticket.id),
+                        ),
+                    ),
+                ),
+            )
+        ).scalar_one()
+        return int(round(ahead * self.average_handling_seconds(session)))
+
+    @staticmethod
+    def average_handling_seconds(session: Session) -> float:
+        """Mean time from join to hand-back over the last handed-back tickets (180 s if none)."""
+        rows = session.execute(
+            sa.select(Ticket.joined_at, Ticket.closed_at)
+            .where(
+                Ticket.close_cause == HANDED_BACK,
+                Ticket.joined_at.is_not(None),
+                Ticket.closed_at.is_not(None),
+            )
+            .order_by(Ticket.closed_at.desc())
+            .limit(HANDLING_SAMPLE)
+        ).all()
+        if not rows:
+            return float(DEFAULT_HANDLING_SECONDS)
+        durations = [max((closed - joined).total_seconds(), 0.0) for joined, closed in rows]
+        return sum(durations) / len(durations)
+
+    # --- pages ----------------------------------------------------------------------------------
+
+    def inbox(self) -> tuple[list[Ticket], list[Ticket]]:
+        """Open tickets (priority, then oldest first) and the most recently closed ones."""
+        with self._sessions() as session:
+            open_tickets = (
+                session.execute(
+                    sa.select(Ticket)
+                    .where(Ticket.state != CLOSED)
+                    .order_by(Ticket.priority_rank, Ticket.created_at, Ticket.id)
+                )
+                .scalars()
+                .all()
+            )
+            closed = (
+                session.execute(
+                    sa.select(Ticket)
+                    .where(Ticket.state == CLOSED)
+                    .order_by(Ticket.closed_at.desc(), Ticket.id.desc())
+                    .limit(CLOSED_LISTED)
+                )
+                .scalars()
+                .all()
+            )
+            return list(open_tickets), list(closed)
+
+    def get(self, ticket_id: str) -> Ticket:
+        """The ticket with its entries loaded; :class:`TicketNotFound` if there is none."""
+        with self._sessions() as session:
+            ticket = session.execute(
+                sa.select(Ticket)
+                .where(Ticket.ticket_id == ticket_id)
+                .options(selectinload(Ticket.entries))
+            ).scalar_one_or_none()
+            if ticket is None:
+                raise TicketNotFound(ticket_id)
+            return ticket
+
+    def count_open(self) -> int:
+        with self._sessions() as session:
+            return session.execute(
+                sa.select(sa.func.count(Ticket.id)).where(Ticket.state != CLOSED)
+            ).scalar_one()
+
+    # --- agent actions (recorded only after the assistant accepted them) ------------------------
+
+    def record_join(self, ticket_id: str, agent: str) -> None:
+        with self._sessions() as session, session.begin():
+            ticket = self._require(session, ticket_id)
+            ticket.state = ASSIGNED
+            ticket.agent_name = agent
+            if ticket.joined_at is None:
+                ticket.joined_at = utcnow()
+            session.add(TicketEntry(ticket=ticket, kind="joined", author=agent, text=""))
+
+    def record_agent_message(self, ticket_id: str, agent: str, text: str) -> None:
+        with self._sessions() as session, session.begin():
+            ticket = self._require(session, ticket_id)
+            session.add(TicketEntry(ticket=ticket, kind="agent", author=agent, text=text))
+
+    def record_handback(self, ticket_id: str, agent: str, note: str | None) -> None:
+        with self._sessions() as session, session.begin():
+            ticket = self._require(session, ticket_id)
+            ticket.state = CLOSED
+            ticket.closed_at = utcnow()
+            ticket.close_cause = HANDED_BACK
+            ticket.handback_note = note
+            if ticket.agent_name is None:
+                ticket.agent_name = agent
+            session.add(TicketEntry(ticket=ticket, kind="handback", author=agent, text=note or ""))
+
+    @staticmethod
+    def _require(session: Session, ticket_id: str) -> Ticket:
+        ticket = session.execute(
+            sa.select(Ticket).where(Ticket.ticket_id == ticket_id)
+        ).scalar_one_or_none()
+        if ticket is None:
+            raise TicketNotFound(ticket_id)
+        return ticket

@@ -1,0 +1,133 @@
+"""Starts the real Rasa server, action server and (optionally) the embedded helpdesk on loopback."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from handoff.settings import PROJECT_ROOT
+from tests.support import TEST_SECRET, signed
+
+MODEL = PROJECT_ROOT / "models" / "handoff.tar.gz"
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Stack:
+    """One running assistant: Rasa server + action server (+ embedded helpdesk)."""
+
+    def __init__(self, workdir: Path, webhook_url: str | None = None, with_helpdesk: bool = False, **env: str) -> None:
+        if not MODEL.exists():
+            raise RuntimeError(f"no trained model at {MODEL}: run `make train` first")
+        self.workdir = workdir
+        self.rasa_port, self.actions_port, self.helpdesk_port = free_port(), free_port(), free_port()
+        self.rasa_url = f"http://127.0.0.1:{self.rasa_port}"
+        self.helpdesk_url = f"http://127.0.0.1:{self.helpdesk_port}"
+        self.env = {
+            **os.environ,
+            "HANDOFF_ENV": "test",
+            "HELPDESK_SECRET": TEST_SECRET,
+            "HANDOFF_VAR_DIR": str(workdir / "var"),
+            "RASA_TRACKER_DB": str(workdir / "var" / "rasa.db"),
+            "RASA_PORT": str(self.rasa_port),
+            "ACTIONS_PORT": str(self.actions_port),
+            "HELPDESK_PORT": str(self.helpdesk_port),
+            "HANDOFF_OUTBOX_POLL_INTERVAL": "0.3",
+            "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "RASA_TELEMETRY_ENABLED": "false",
+            "PYTHONUNBUFFERED": "1",
+            **env,
+        }
+        if webhook_url:
+            self.env["HELPDESK_WEBHOOK_URL"] = webhook_url
+        else:
+            self.env.pop("HELPDESK_WEBHOOK_URL", None)
+        (workdir / "var").mkdir(parents=True, exist_ok=True)
+        self.with_helpdesk = with_helpdesk
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def _spawn(self, name: str, *args: str) -> None:
+        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        self.processes[name] = subprocess.Popen(
+            args, cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def start(self, timeout: float = 240) -> Stack:
+        started = time.monotonic()
+        self._spawn("actions", str(BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(self.actions_port))
+        if self.with_helpdesk:
+            self._spawn("helpdesk", str(BIN / "python"), "-m", "helpdesk")
+        self._spawn(
+            "rasa", str(BIN / "rasa"), "run", "--enable-api", "--interface", "127.0.0.1", "--port", str(self.rasa_port),
+            "--model", str(MODEL), "--credentials", "credentials.yml", "--endpoints", "endpoints.yml",
+        )
+        checks = {"rasa": f"{self.rasa_url}/status", "actions": f"http://127.0.0.1:{self.actions_port}/health"}
+        if self.with_helpdesk:
+            checks["helpdesk"] = f"{self.helpdesk_url}/health"
+        pending = dict(checks)
+        while pending:
+            for name, url in list(pending.items()):
+                if self.processes[name].poll() is not None:
+                    raise RuntimeError(f"{name} exited early:\n{self.log(name)}")
+                try:
+                    if requests.get(url, timeout=2).status_code == 200:
+                        del pending[name]
+                except requests.RequestException:
+                    pass
+            if time.monotonic() - started > timeout:
+                self.stop()
+                raise RuntimeError(f"not ready in {timeout} s: {sorted(pending)}\n{self.log('rasa')}")
+            time.sleep(0.5)
+        self.ready_seconds = time.monotonic() - started
+        return self
+
+    def log(self, name: str) -> str:
+        path = self.workdir / f"{name}.log"
+        return path.read_text(errors="replace")[-6000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, 15)
+                except ProcessLookupError:
+                    pass
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, 9)
+
+    # -- talking to it like a channel does -------------------------------------------------------
+
+    def say(self, sender: str, text: str, metadata: dict | None = None) -> list[dict[str, Any]]:
+        body: dict[str, Any] = {"sender": sender, "message": text}
+        if metadata:
+            body["metadata"] = metadata
+        answer = requests.post(f"{self.rasa_url}/webhooks/rest/webhook", json=body, timeout=60)
+        answer.raise_for_status()
+        return answer.json()
+
+    def tracker(self, sender: str) -> dict[str, Any]:
+        answer = requests.get(f"{self.rasa_url}/conversations/{sender}/tracker", timeout=30)
+        answer.raise_for_status()
+        return answer.json()
+
+    def helpdesk_event(self, body: dict | bytes, headers: dict[str, str] | None = None) -> requests.Response:
+        raw, signed_headers = signed(body)
+        return requests.post(
+            f"{self.rasa_url}/webhooks/helpdesk/webhook", data=raw, headers=headers or signed_headers, timeout=60
+        )
