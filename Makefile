@@ -10,7 +10,6 @@ TRAINING_FILES := domain.yml config.yml $(shell find data -name '*.yml' 2>/dev/n
 export RASA_PORT ?= 5005
 export ACTIONS_PORT ?= 5055
 export HELPDESK_PORT ?= 5080
-export RASA_TRACKER_DB ?= $(CURDIR)/var/rasa.db
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
@@ -46,6 +45,7 @@ test-unit: install ## Fast tests: actions, signing, payloads, storage, channel, 
 	$(BIN)/pytest -m "not e2e" -q
 
 test-stories: train ## Dialogue paths in tests/test_stories.yml against the trained model
+	@mkdir -p var
 	$(BIN)/rasa test core --stories tests/test_stories.yml --model $(MODEL) --out results/core \
 		--fail-on-prediction-errors --quiet
 

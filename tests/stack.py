@@ -40,7 +40,6 @@ class Stack:
             "HANDOFF_ENV": "test",
             "HELPDESK_SECRET": TEST_SECRET,
             "HANDOFF_VAR_DIR": str(workdir / "var"),
-            "RASA_TRACKER_DB": str(workdir / "var" / "rasa.db"),
             "RASA_PORT": str(self.rasa_port),
             "ACTIONS_PORT": str(self.actions_port),
             "HELPDESK_PORT": str(self.helpdesk_port),
@@ -56,6 +55,12 @@ class Stack:
         else:
             self.env.pop("HELPDESK_WEBHOOK_URL", None)
         (workdir / "var").mkdir(parents=True, exist_ok=True)
+        # The project's endpoints, with this stack's own tracker database.
+        self.endpoints = workdir / "endpoints.yml"
+        project_endpoints = (PROJECT_ROOT / "endpoints.yml").read_text()
+        if "db: var/rasa.db" not in project_endpoints:
+            raise RuntimeError("endpoints.yml no longer has `db: var/rasa.db`: update tests/stack.py")
+        self.endpoints.write_text(project_endpoints.replace("db: var/rasa.db", f"db: {workdir / 'var' / 'rasa.db'}"))
         self.with_helpdesk = with_helpdesk
         self.processes: dict[str, subprocess.Popen] = {}
 
@@ -72,7 +77,7 @@ class Stack:
             self._spawn("helpdesk", str(BIN / "python"), "-m", "helpdesk")
         self._spawn(
             "rasa", str(BIN / "rasa"), "run", "--enable-api", "--interface", "127.0.0.1", "--port", str(self.rasa_port),
-            "--model", str(MODEL), "--credentials", "credentials.yml", "--endpoints", "endpoints.yml",
+            "--model", str(MODEL), "--credentials", "credentials.yml", "--endpoints", str(self.endpoints),
         )
         checks = {"rasa": f"{self.rasa_url}/status", "actions": f"http://127.0.0.1:{self.actions_port}/health"}
         if self.with_helpdesk:
