@@ -14,10 +14,10 @@ export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
 
-.PHONY: help install run train validate lint test test-unit test-stories test-e2e clean
+.PHONY: help install run shell train validate lint test test-unit test-stories test-e2e clean
 
 help: ## List the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 install: $(VENV)/.installed ## Create .venv (Python 3.10) and install the pinned dependencies
 
@@ -33,6 +33,10 @@ $(MODEL): $(VENV)/.installed $(TRAINING_FILES)
 
 run: install train ## Start Rasa (:5005), the action server (:5055) and the agent inbox (:5080)
 	scripts/run.sh
+
+shell: install train ## Chat in the terminal (a second Rasa process on :5006; needs `make run` running)
+	@mkdir -p var
+	$(BIN)/rasa shell --model $(MODEL) --endpoints endpoints.yml --port 5006
 
 validate: install ## Check training data, domain and handoff_rules.yml
 	$(BIN)/rasa data validate --fail-on-warning --quiet
