@@ -182,7 +182,11 @@ class HandoffStore:
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
         self.engine = create_db_engine(database_url)
-        Base.metadata.create_all(self.engine)
+        try:
+            Base.metadata.create_all(self.engine)
+        except sa.exc.OperationalError:
+            # Another process created the tables between the check and the CREATE.
+            Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, future=True)
 
     def close(self) -> None:
