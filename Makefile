@@ -51,7 +51,7 @@ test-unit: install ## Fast tests: actions, signing, payloads, storage, channel, 
 test-stories: train ## Dialogue paths in tests/test_stories.yml against the trained model
 	@mkdir -p var
 	$(BIN)/rasa test core --stories tests/test_stories.yml --model $(MODEL) --out results/core \
-		--fail-on-prediction-errors --quiet
+		--e2e --fail-on-prediction-errors --quiet
 
 test-e2e: train ## The real Rasa server and action server on loopback, the whole handoff loop
 	$(BIN)/pytest -m e2e -q
