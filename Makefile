@@ -13,8 +13,10 @@ export HELPDESK_PORT ?= 5080
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export RASA_TELEMETRY_ENABLED := false
+# Rasa 3.6 and its dependencies print pages of deprecation warnings; they say nothing about this project.
+export PYTHONWARNINGS := ignore::DeprecationWarning,ignore::PendingDeprecationWarning
 
-.PHONY: help install run shell train validate lint test test-unit test-stories test-e2e clean
+.PHONY: help install run shell train validate lint eval test test-unit test-stories test-nlu test-e2e browsers clean
 
 help: ## List the commands
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -43,7 +45,7 @@ validate: install ## Check training data, domain and handoff_rules.yml
 	$(BIN)/python -m handoff.validate
 
 lint: install ## Static checks of the Python code
-	$(BIN)/ruff check handoff helpdesk actions tests
+	$(BIN)/ruff check handoff helpdesk actions tests scripts
 
 test-unit: install ## Fast tests: actions, signing, payloads, storage, channel, helpdesk
 	$(BIN)/pytest -m "not e2e" -q
@@ -53,10 +55,23 @@ test-stories: train ## Dialogue paths in tests/test_stories.yml against the trai
 	$(BIN)/rasa test core --stories tests/test_stories.yml --model $(MODEL) --out results/core \
 		--e2e --fail-on-prediction-errors --quiet
 
-test-e2e: train ## The real Rasa server and action server on loopback, the whole handoff loop
+test-nlu: train ## Held-out NLU targets: handoff intents recalled, no routine question sent to a person
+	$(BIN)/python scripts/evaluate_nlu.py --check --out results/eval
+
+eval: train ## NLU quality report: cross-validation on the training data + held-out sets (results/eval)
+	$(BIN)/rasa test nlu --nlu data/nlu --cross-validation --folds 3 --out results/eval/cross-validation --quiet
+	$(BIN)/python scripts/evaluate_nlu.py --out results/eval
+	@echo "==> cross-validation report: results/eval/cross-validation/intent_report.json"
+
+browsers: ## Install Chromium for the browser tests (Debian's package) when it is missing
+	@if [ -x /usr/bin/chromium ]; then echo "==> $$(/usr/bin/chromium --version 2>/dev/null || echo chromium) is installed"; \
+	else sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$sudo apt-get update && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y chromium; fi
+
+test-e2e: train browsers ## The real Rasa server and action server on loopback, the whole handoff loop
 	$(BIN)/pytest -m e2e -q
 
-test: lint validate test-unit test-stories test-e2e ## Everything, in CI order (installs and trains when needed)
+test: lint validate test-unit test-stories test-nlu test-e2e ## Everything, in CI order (installs and trains when needed)
 
 clean: ## Remove the model, results and local databases (keeps .venv)
 	rm -rf models results var .pytest_cache

@@ -15,7 +15,7 @@ import math
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActionExecuted, ConversationPaused, EventType, SlotSet
+from rasa_sdk.events import ActionExecuted, ActiveLoop, ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from handoff.delivery import Deliverer
@@ -55,16 +55,28 @@ class HandoffAction(Action, metaclass=abc.ABCMeta):
     def name(self) -> str:
         """The action's name in the domain."""
 
-    def choose_trigger(self, tracker: Tracker) -> Trigger:
-        """The trigger this handoff is for; by default the one listing the latest intent."""
+    def choose_trigger(self, tracker: Tracker) -> tuple[Trigger, list[str]]:
+        """The trigger this handoff is for and the signals behind it.
+
+        An accepted offer hands off for what was offered; an escalation decided by the signals
+        (``action_assess_turn``) for its trigger; otherwise the trigger listing the latest intent,
+        and a plain request for a person when none does.
+        """
         rules = load_rules()
         intent = (tracker.latest_message or {}).get("intent", {}).get("name")
-        return rules.for_intent(intent) or rules.get("customer_request")
+        offered = tracker.get_slot("handoff_offered")
+        if intent == "affirm" and offered in rules.triggers:
+            return rules.get(offered), list(tracker.get_slot("escalation_signals") or [])
+        escalated = tracker.get_slot("escalation_trigger")
+        if tracker.get_slot("escalation") == "handoff" and escalated in rules.triggers:
+            return rules.get(escalated), list(tracker.get_slot("escalation_signals") or [])
+        return rules.for_intent(intent) or rules.get("customer_request"), []
 
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        return await self.hand_off(dispatcher, tracker, self.choose_trigger(tracker))
+        trigger, signals = self.choose_trigger(tracker)
+        return await self.hand_off(dispatcher, tracker, trigger, signals=signals)
 
     async def hand_off(
         self,
@@ -82,7 +94,7 @@ class HandoffAction(Action, metaclass=abc.ABCMeta):
             if existing is not None:
                 # Already waiting for (or talking to) a person: do not queue the customer twice.
                 dispatcher.utter_message(response="utter_handoff_started")
-                return paused(existing.id)
+                return paused(existing.id, tracker)
             payload = build_handoff_requested(
                 conversation_id=tracker.sender_id,
                 events=tracker.events,
@@ -127,17 +139,25 @@ class HandoffAction(Action, metaclass=abc.ABCMeta):
                     dispatcher.utter_message(response="utter_handoff_wait_minutes", wait_minutes=math.ceil(wait / 60))
         else:
             dispatcher.utter_message(response="utter_handoff_delayed")
-        return paused(handoff.id)
+        return paused(handoff.id, tracker)
 
 
-def paused(handoff_id: str) -> list[EventType]:
+def paused(handoff_id: str, tracker: Tracker | None = None) -> list[EventType]:
     """Events that pause the conversation for a person.
 
     The closing ``action_listen`` ends the bot's turn as Rasa's own loop would have (a paused
     conversation stops predicting before it gets there). Without it Rasa's default rules, which
     only fire after ``action_listen``, would ignore a customer's ``/restart`` during the handoff.
     """
-    return [SlotSet("handoff_id", handoff_id), ConversationPaused(), ActionExecuted("action_listen")]
+    events: list[EventType] = [SlotSet("handoff_id", handoff_id)]
+    if tracker is not None:
+        # The person takes it from here: no form or pending offer should resume afterwards.
+        if tracker.active_loop.get("name"):
+            events += [ActiveLoop(None), SlotSet("requested_slot", None)]
+        for slot in ("handoff_offered", "escalation", "escalation_trigger"):
+            if tracker.get_slot(slot) is not None:
+                events.append(SlotSet(slot, None))
+    return [*events, ConversationPaused(), ActionExecuted("action_listen")]
 
 
 class ActionHandoff(HandoffAction):

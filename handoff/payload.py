@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from handoff.rules import Trigger
 from handoff.store import new_event, utc_iso
+
+if TYPE_CHECKING:
+    from handoff.rules import Trigger
 
 # Slots that describe the customer, and the contract's names for them.
 CUSTOMER_SLOTS = {

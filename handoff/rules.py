@@ -14,6 +14,9 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from handoff.frustration import FrustrationConfig
+from handoff.language import LanguageConfig
+from handoff.leads import LeadScoringConfig
 from handoff.settings import PROJECT_ROOT
 
 REASONS = (
@@ -29,12 +32,26 @@ REASONS = (
 )
 PRIORITIES = ("low", "normal", "high", "urgent")
 
+MODES = ("immediate", "offer")
+
 RULES_SCHEMA = {
     "type": "object",
     "required": ["version", "triggers"],
     "additionalProperties": False,
     "properties": {
         "version": {"const": 1},
+        # Sections checked in detail by their own modules' from_dict().
+        "language": {"type": "object"},
+        "frustration": {"type": "object"},
+        "lead_scoring": {"type": "object"},
+        "timeout": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "max_turns": {"type": "integer", "minimum": 1},
+                "max_minutes": {"type": "number", "exclusiveMinimum": 0},
+            },
+        },
         "triggers": {
             "type": "object",
             "minProperties": 1,
@@ -49,7 +66,9 @@ RULES_SCHEMA = {
                     "priority": {"enum": list(PRIORITIES)},
                     "queue": {"type": "string", "pattern": "^[a-z][a-z0-9_-]*$"},
                     "reason_text": {"type": "string", "minLength": 1},
+                    "mode": {"enum": list(MODES)},
                     "response": {"type": "string", "pattern": "^utter_"},
+                    "offer_response": {"type": "string", "pattern": "^utter_"},
                 },
             },
         },
@@ -72,13 +91,27 @@ class Trigger:
     reason_text: str
     intents: tuple[str, ...] = ()
     response: str | None = None
+    mode: str = "immediate"
+    offer_response: str | None = None
+
+
+@dataclass(frozen=True)
+class Timeout:
+    """When a conversation has gone on too long without being solved."""
+
+    max_turns: int = 12
+    max_minutes: float = 15.0
 
 
 @dataclass(frozen=True)
 class HandoffRules:
-    """All triggers, looked up by name or by intent."""
+    """All triggers, looked up by name or by intent, and the tuning of the signal-based ones."""
 
     triggers: dict[str, Trigger] = field(default_factory=dict)
+    frustration: FrustrationConfig = field(default_factory=lambda: FrustrationConfig.from_dict(None))
+    lead_scoring: LeadScoringConfig = field(default_factory=lambda: LeadScoringConfig.from_dict(None))
+    language: LanguageConfig = field(default_factory=lambda: LanguageConfig.from_dict(None))
+    timeout: Timeout = field(default_factory=Timeout)
 
     def get(self, name: str) -> Trigger:
         try:
@@ -117,6 +150,9 @@ def parse_rules(data: object, source: str = "handoff_rules.yml") -> HandoffRules
                     f"{source}: intent {intent!r} is listed by both {seen_intents[intent]!r} and {name!r}"
                 )
             seen_intents[intent] = name
+        mode = spec.get("mode", "immediate")
+        if mode == "offer" and not spec.get("offer_response"):
+            raise RulesError(f"{source}: trigger {name!r} offers a person, so it needs an offer_response")
         triggers[name] = Trigger(
             name=name,
             reason=spec["reason"],
@@ -125,8 +161,20 @@ def parse_rules(data: object, source: str = "handoff_rules.yml") -> HandoffRules
             reason_text=spec["reason_text"],
             intents=intents,
             response=spec.get("response"),
+            mode=mode,
+            offer_response=spec.get("offer_response"),
         )
-    return HandoffRules(triggers)
+    sections = {}
+    for key, config_class in (
+        ("frustration", FrustrationConfig),
+        ("lead_scoring", LeadScoringConfig),
+        ("language", LanguageConfig),
+    ):
+        try:
+            sections[key] = config_class.from_dict(data.get(key))  # type: ignore[union-attr]
+        except ValueError as exc:
+            raise RulesError(f"{source}: {key}: {exc}") from exc
+    return HandoffRules(triggers, timeout=Timeout(**(data.get("timeout") or {})), **sections)  # type: ignore[union-attr]
 
 
 def rules_path() -> Path:

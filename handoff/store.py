@@ -84,6 +84,17 @@ class InboundEventRow(Base):
     received_at = sa.Column(sa.Float, nullable=False)
 
 
+class ConversationIssueRow(Base):
+    """The last topic a conversation was about, and whether it was settled (for repeat contacts)."""
+
+    __tablename__ = "conversation_issues"
+
+    conversation_id = sa.Column(sa.String(255), primary_key=True)
+    topic = sa.Column(sa.String(128), nullable=False)
+    resolved = sa.Column(sa.Boolean, nullable=False, default=False)
+    updated_at = sa.Column(sa.Float, nullable=False)
+
+
 @dataclass(frozen=True)
 class Handoff:
     """A snapshot of one handoff record."""
@@ -182,11 +193,17 @@ class HandoffStore:
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
         self.engine = create_db_engine(database_url)
-        try:
-            Base.metadata.create_all(self.engine)
-        except sa.exc.OperationalError:
-            # Another process created the tables between the check and the CREATE.
-            Base.metadata.create_all(self.engine)
+        for attempt in range(5):
+            try:
+                Base.metadata.create_all(self.engine)
+                break
+            except (sa.exc.OperationalError, sa.exc.IntegrityError, sa.exc.ProgrammingError):
+                # Another process created the tables between the check and the CREATE (PostgreSQL
+                # says so with a unique violation on pg_type or "relation already exists"): the
+                # next check finds them. Anything else fails again and is raised.
+                if attempt == 4:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, future=True)
 
     def close(self) -> None:
@@ -336,14 +353,57 @@ class HandoffStore:
             )
             return [OutboxEvent.from_row(r) for r in rows]
 
-    def events(self, handoff_id: str | None = None, statuses: tuple[str, ...] | None = None) -> list[OutboxEvent]:
+    def events(
+        self,
+        handoff_id: str | None = None,
+        statuses: tuple[str, ...] | None = None,
+        limit: int | None = None,
+    ) -> list[OutboxEvent]:
+        """Outbox entries in the order they were queued, optionally of one handoff or status."""
         with self.session() as session:
             query = session.query(OutboxRow)
             if handoff_id is not None:
                 query = query.filter(OutboxRow.handoff_id == handoff_id)
             if statuses:
                 query = query.filter(OutboxRow.status.in_(statuses))
-            return [OutboxEvent.from_row(r) for r in query.order_by(OutboxRow.seq)]
+            query = query.order_by(OutboxRow.seq)
+            if limit is not None:
+                query = query.limit(limit)
+            return [OutboxEvent.from_row(r) for r in query]
+
+    def count_events(self) -> dict[str, int]:
+        """How many outbox entries there are of each status (statuses with none are left out)."""
+        with self.session() as session:
+            rows = session.query(OutboxRow.status, sa.func.count(OutboxRow.seq)).group_by(OutboxRow.status)
+            return {status: count for status, count in rows}
+
+    def retry_event(self, event_id: str, now: float | None = None) -> OutboxEvent | None:
+        """Make a rejected or expired entry pending again; None when it is neither.
+
+        The entry keeps its ``event_id`` and its bytes (so ``sent_at`` still says when it was first
+        sent) and gets a fresh retry budget: no attempts counted, queued again ``now``. The last
+        error stays until the next attempt replaces it.
+        """
+        now = time.time() if now is None else now
+        with self.session() as session:
+            updated = (
+                session.query(OutboxRow)
+                .filter(OutboxRow.event_id == event_id, OutboxRow.status.in_((REJECTED, EXPIRED)))
+                .update(
+                    {
+                        "status": PENDING,
+                        "attempts": 0,
+                        "next_attempt_at": now,
+                        "lease_until": None,
+                        "created_at": now,
+                    },
+                    synchronize_session=False,
+                )
+            )
+            if updated != 1:
+                return None
+            row = session.query(OutboxRow).filter(OutboxRow.event_id == event_id).one()
+            return OutboxEvent.from_row(row)
 
     def claim(self, event_id: str, lease_seconds: float, now: float | None = None) -> OutboxEvent | None:
         """Take the lease on a pending entry so no other worker sends it meanwhile."""
@@ -389,6 +449,31 @@ class HandoffStore:
             session.query(OutboxRow).filter(OutboxRow.event_id == event_id).update(
                 values, synchronize_session=False
             )
+
+    # -- conversation issues (repeat contacts) ---------------------------------------------------
+
+    def note_topic(self, conversation_id: str, topic: str) -> None:
+        """Remember what the conversation is about now; it is unresolved until said otherwise."""
+        with self.session() as session:
+            row = session.get(ConversationIssueRow, conversation_id)
+            if row is None:
+                session.add(ConversationIssueRow(conversation_id=conversation_id, topic=topic, resolved=False, updated_at=time.time()))
+            else:
+                row.topic, row.resolved, row.updated_at = topic, False, time.time()
+
+    def note_resolved(self, conversation_id: str) -> None:
+        with self.session() as session:
+            row = session.get(ConversationIssueRow, conversation_id)
+            if row is not None and not row.resolved:
+                row.resolved, row.updated_at = True, time.time()
+
+    def open_issue(self, conversation_id: str, newer_than: float) -> str | None:
+        """The unresolved topic of this conversation, if it was raised after ``newer_than``."""
+        with self.session() as session:
+            row = session.get(ConversationIssueRow, conversation_id)
+            if row is None or row.resolved or row.updated_at < newer_than:
+                return None
+            return row.topic
 
     # -- inbound helpdesk events ----------------------------------------------------------------
 

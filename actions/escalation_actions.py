@@ -1,0 +1,198 @@
+"""Signal-based escalation: the per-turn assessment, offering a person and taking no for an answer.
+
+``action_assess_turn`` is run by Rasa's ``action_extract_slots`` after every customer message
+(it is the custom mapping of the ``language`` and ``escalation`` slots). It detects the message's
+language and decides whether the signals call for a person: frustration (scored as
+``handoff_rules.yml`` says), a conversation that has dragged on, or a customer back about an
+issue that was left unresolved. Rules in ``data/rules/escalation.yml`` act on the ``escalation``
+slot it sets, whatever the customer said.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from handoff.frustration import HANDOFF, OFFER, score_frustration, since_bot_took_charge
+from handoff.language import detect_language
+from handoff.payload import current_session, is_external
+from handoff.rules import HandoffRules, Trigger, load_rules
+from handoff.settings import get_settings
+from handoff.store import get_store
+
+logger = logging.getLogger(__name__)
+
+# Intents that are not a topic of their own: they neither open nor repeat an issue.
+NOT_A_TOPIC = {
+    "greet",
+    "goodbye",
+    "thank",
+    "affirm",
+    "deny",
+    "bot_challenge",
+    "nlu_fallback",
+    "request_human",
+    "express_frustration",
+    "mention_previous_contact",
+}
+RESOLVING_INTENTS = {"thank", "goodbye"}
+REPEAT_CONTACT_WINDOW_SECONDS = 14 * 24 * 3600
+OFFER_ACTION = "action_offer_handoff"
+
+
+def customer_messages(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if e.get("event") == "user" and not is_external(e)]
+
+
+def intent_of(event: dict[str, Any] | None) -> str | None:
+    return (((event or {}).get("parse_data") or {}).get("intent") or {}).get("name")
+
+
+def latest_bot_action(tracker: Tracker) -> str | None:
+    """The last action before the current customer message."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "action" and event.get("name") != "action_listen":
+            return event.get("name")
+        if event.get("event") == "session_started":
+            return None
+    return None
+
+
+class ActionAssessTurn(Action):
+    """Detects the language and sets ``escalation`` when the signals call for a person."""
+
+    def name(self) -> str:
+        return "action_assess_turn"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        rules = load_rules()
+        latest = tracker.latest_message or {}
+        previous_language = tracker.get_slot("language")
+        language = detect_language(latest.get("text") or "", previous_language, rules.language)
+        events: list[EventType] = []
+        if language != previous_language:
+            events.append(SlotSet("language", language))
+        if tracker.is_paused():
+            # The customer is talking to a person: only follow their language.
+            return events
+
+        trigger, signals, level = self.assess(tracker, rules)
+        wanted = {
+            "escalation": level,
+            "escalation_trigger": trigger.name if trigger else None,
+            "escalation_signals": signals or None,
+        }
+        for slot, value in wanted.items():
+            if tracker.get_slot(slot) != value:
+                events.append(SlotSet(slot, value))
+        return events
+
+    def assess(self, tracker: Tracker, rules: HandoffRules) -> tuple[Trigger | None, list[str], str | None]:
+        """The trigger, its signals and the level (``offer``/``handoff``), or no escalation."""
+        session = current_session(tracker.events)
+        messages = customer_messages(session)
+        intent = intent_of(messages[-1] if messages else None)
+        first_of_session = len(messages) == 1
+        # Compared with the stored issue before this message replaces it.
+        repeat = first_of_session and "repeat_contact" in rules.triggers and self._is_repeat_contact(tracker.sender_id, intent)
+        self._remember_topic(tracker.sender_id, intent)
+
+        if tracker.active_loop.get("name") or latest_bot_action(tracker) == OFFER_ACTION:
+            return None, [], None  # answering a form question or an offer: not a new signal
+        declined = set(tracker.get_slot("handoff_declined") or []) if len(messages) > 1 else set()
+
+        frustration = score_frustration(tracker.events, rules.frustration)
+        if frustration.level in (OFFER, HANDOFF) and "frustration" in rules.triggers and "frustration" not in declined:
+            level = HANDOFF if frustration.level == HANDOFF else OFFER
+            return rules.get("frustration"), frustration.signals, level
+
+        if repeat and "repeat_contact" not in declined:
+            return rules.get("repeat_contact"), ["same_unresolved_issue"], OFFER
+
+        if "timeout" in rules.triggers and "timeout" not in declined and intent not in RESOLVING_INTENTS:
+            signals = self._dragged_on(tracker.events, rules)
+            if signals:
+                return rules.get("timeout"), signals, OFFER
+        return None, [], None
+
+    @staticmethod
+    def _remember_topic(conversation_id: str, intent: str | None) -> None:
+        try:
+            store = get_store(get_settings().database_url)
+            if intent in RESOLVING_INTENTS:
+                store.note_resolved(conversation_id)
+            elif intent and intent not in NOT_A_TOPIC:
+                store.note_topic(conversation_id, intent)
+        except Exception:  # the conversation goes on without repeat-contact memory
+            logger.exception("could not store the conversation's topic")
+
+    @staticmethod
+    def _is_repeat_contact(conversation_id: str, intent: str | None) -> bool:
+        try:
+            store = get_store(get_settings().database_url)
+            open_topic = store.open_issue(conversation_id, time.time() - REPEAT_CONTACT_WINDOW_SECONDS)
+        except Exception:
+            logger.exception("could not read the conversation's history")
+            return False
+        return open_topic is not None and (intent == open_topic or intent == "mention_previous_contact")
+
+    @staticmethod
+    def _dragged_on(events: list[dict[str, Any]], rules: HandoffRules) -> list[str]:
+        messages = customer_messages(since_bot_took_charge(events))
+        signals = []
+        if len(messages) >= rules.timeout.max_turns:
+            signals.append("many_turns")
+        if messages and float(messages[-1].get("timestamp") or 0) - float(messages[0].get("timestamp") or 0) >= rules.timeout.max_minutes * 60:
+            signals.append("long_conversation")
+        return signals
+
+
+def offered_trigger(tracker: Tracker, rules: HandoffRules) -> Trigger | None:
+    """The trigger an offer is about: the assessment's, else the one listing the intent."""
+    if tracker.get_slot("escalation") == OFFER and tracker.get_slot("escalation_trigger") in rules.triggers:
+        return rules.get(tracker.get_slot("escalation_trigger"))
+    return rules.for_intent(intent_of({"parse_data": tracker.latest_message}))
+
+
+class ActionOfferHandoff(Action):
+    """Offers a person (softer signals); a yes hands off, a no is respected."""
+
+    def name(self) -> str:
+        return "action_offer_handoff"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        rules = load_rules()
+        trigger = offered_trigger(tracker, rules) or rules.get("complex")
+        dispatcher.utter_message(response=trigger.offer_response or "utter_offer_handoff_complex")
+        return [SlotSet("handoff_offered", trigger.name)]
+
+
+class ActionDeclineHandoff(Action):
+    """The customer said no to a person: remember it for this session and carry on."""
+
+    def name(self) -> str:
+        return "action_decline_handoff"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        offered = tracker.get_slot("handoff_offered")
+        declined = list(tracker.get_slot("handoff_declined") or [])
+        if offered and offered not in declined:
+            declined.append(offered)
+        dispatcher.utter_message(response="utter_offer_declined")
+        return [
+            SlotSet("handoff_offered", None),
+            SlotSet("handoff_declined", declined),
+            SlotSet("escalation", None),
+            SlotSet("escalation_trigger", None),
+        ]

@@ -1,0 +1,117 @@
+"""Escalation triggers through the running stack, in Dutch and English."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.stack import Stack
+from tests.support import Receiver
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def helpdesk():
+    receiver = Receiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, helpdesk):
+    running = Stack(tmp_path_factory.mktemp("triggers"), webhook_url=helpdesk.url).start()
+    yield running
+    running.stop()
+
+
+def said(messages):
+    return " ".join(m.get("text", "") for m in messages).lower()
+
+
+def new_sender(prefix):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def test_dutch_customer_asks_for_a_medewerker(stack, helpdesk):
+    sender = new_sender("nl")
+    assert "hallo" in said(stack.say(sender, "Hallo, goedemorgen"))
+    answer = said(stack.say(sender, "Ik wil graag met een medewerker spreken"))
+    assert "medewerker" in answer
+    [requested] = helpdesk.wait_for("handoff.requested", sender)
+    assert requested["reason"] == "customer_request"
+    assert requested["language"] == "nl"
+    assert [t["text"] for t in requested["transcript"] if t["role"] == "customer"] == [
+        "Hallo, goedemorgen",
+        "Ik wil graag met een medewerker spreken",
+    ]
+
+
+@pytest.mark.parametrize(
+    "text, reason, priority",
+    [
+        ("It's urgent, I'm leaving for the airport in two hours and my order isn't here", "urgent", "urgent"),
+        ("Het is dringend, ik vertrek morgenochtend vroeg naar het buitenland", "urgent", "urgent"),
+        ("I can't pay my invoice this month, can we arrange something?", "sensitive", "high"),
+        ("Ik wil al mijn persoonsgegevens laten verwijderen", "sensitive", "high"),
+        ("Someone placed an order with my account, I think it's fraud", "sensitive", "high"),
+    ],
+)
+def test_urgent_and_sensitive_hand_off_at_once(stack, helpdesk, text, reason, priority):
+    sender = new_sender("now")
+    stack.say(sender, text)
+    [requested] = helpdesk.wait_for("handoff.requested", sender)
+    assert (requested["reason"], requested["priority"]) == (reason, priority)
+    assert stack.tracker(sender)["paused"] is True
+
+
+def test_out_of_scope_is_offered_first_and_can_be_declined(stack, helpdesk):
+    sender = new_sender("decline")
+    offer = said(stack.say(sender, "Can you engrave a custom text on the watch I bought last year?"))
+    assert "colleague" in offer
+    assert helpdesk.events("handoff.requested", sender) == []
+    declined = said(stack.say(sender, "no thanks"))
+    assert "what else" in declined
+    assert helpdesk.events("handoff.requested", sender) == []
+    assert stack.tracker(sender)["paused"] is False
+
+
+def test_out_of_scope_offer_accepted_in_dutch(stack, helpdesk):
+    sender = new_sender("accept")
+    offer = said(stack.say(sender, "Kan ik twee kortingscodes combineren op een bestelling die al verzonden is?"))
+    assert "medewerker" in offer
+    stack.say(sender, "ja graag")
+    [requested] = helpdesk.wait_for("handoff.requested", sender)
+    assert requested["reason"] == "complex" and requested["language"] == "nl"
+
+
+def test_frustration_signals_are_listed(stack, helpdesk):
+    sender = new_sender("angry")
+    stack.say(sender, "where is my order?")
+    stack.say(sender, "THIS DOES NOT HELP, THAT'S NOT WHAT I ASKED")
+    [requested] = helpdesk.wait_for("handoff.requested", sender)
+    assert requested["reason"] == "frustration"
+    assert {"explicit_frustration", "caps"} <= set(requested["trigger"]["signals"])
+
+
+def test_qualified_lead_goes_to_sales(stack, helpdesk):
+    sender = new_sender("lead")
+    stack.say(sender, "We'd like a quote for our company")
+    for answer in ("about 250 employees", "around 50k", "next month", "Anna de Vries", "anna@example.com"):
+        stack.say(sender, answer)
+    [requested] = helpdesk.wait_for("handoff.requested", sender)
+    assert requested["reason"] == "qualified_lead" and requested["queue"] == "sales"
+    assert requested["lead"]["qualified"] is True and requested["lead"]["company_size"] == 250
+    assert requested["customer"]["email"] == "anna@example.com"
+
+
+def test_person_on_request_in_the_middle_of_the_lead_form(stack, helpdesk):
+    sender = new_sender("lead-nl")
+    stack.say(sender, "Wij willen graag een offerte voor zakelijk gebruik")
+    stack.say(sender, "ongeveer 40 medewerkers")
+    stack.say(sender, "geef me gewoon een medewerker")
+    [requested] = helpdesk.wait_for("handoff.requested", sender)
+    assert requested["reason"] == "customer_request"
+    tracker = stack.tracker(sender)
+    assert tracker["paused"] is True and not (tracker.get("active_loop") or {}).get("name")

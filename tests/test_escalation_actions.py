@@ -1,0 +1,122 @@
+import time
+
+from rasa_sdk import Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.escalation_actions import ActionAssessTurn, ActionDeclineHandoff, ActionOfferHandoff
+
+
+def user(text, intent, ts=100.0, confidence=0.9):
+    return {"event": "user", "text": text, "timestamp": ts, "parse_data": {"intent": {"name": intent, "confidence": confidence}}, "metadata": {}}
+
+
+def bot(text, ts=100.5):
+    return {"event": "bot", "text": text, "timestamp": ts}
+
+
+def action(name, ts=100.4):
+    return {"event": "action", "name": name, "timestamp": ts}
+
+
+def tracker(events, sender="c-1", paused=False, active_loop=None, **slots):
+    latest = next((e["parse_data"] | {"text": e["text"]} for e in reversed(events) if e["event"] == "user"), {})
+    return Tracker(sender, {"language": "en", **slots}, latest, events, paused, None, active_loop or {}, "action_listen")
+
+
+def slots(events):
+    return {e["name"]: e["value"] for e in events if e["event"] == "slot"}
+
+
+async def run(action_class, t):
+    dispatcher = CollectingDispatcher()
+    return await action_class().run(dispatcher, t, {}), dispatcher
+
+
+async def test_language_follows_the_customer():
+    events, _ = await run(ActionAssessTurn, tracker([user("Ik wil graag weten waar mijn pakket is", "ask_order_status")]))
+    assert slots(events)["language"] == "nl"
+    events, _ = await run(ActionAssessTurn, tracker([user("ok", "affirm")], language="nl"))
+    assert "language" not in slots(events)  # too short to tell: stays Dutch
+
+
+async def test_explicit_frustration_is_an_offer():
+    events, _ = await run(ActionAssessTurn, tracker([user("how do returns work", "ask_returns", 100), bot("..."), user("this doesn't help", "express_frustration", 101)]))
+    assert slots(events)["escalation"] == "offer"
+    assert slots(events)["escalation_trigger"] == "frustration"
+    assert "explicit_frustration" in slots(events)["escalation_signals"]
+
+
+async def test_frustration_plus_capitals_hands_off():
+    history = [user("where is my order", "ask_order_status", 100), bot("Track it here"), user("THIS DOES NOT HELP AT ALL", "express_frustration", 101)]
+    events, _ = await run(ActionAssessTurn, tracker(history))
+    assert slots(events)["escalation"] == "handoff"
+    assert set(slots(events)["escalation_signals"]) >= {"explicit_frustration", "caps"}
+
+
+async def test_calm_customer_no_escalation():
+    events, _ = await run(ActionAssessTurn, tracker([user("what are your opening hours", "ask_opening_hours")], escalation=None))
+    assert slots(events).get("escalation") is None
+
+
+async def test_paused_conversation_is_only_language_tracked():
+    events, _ = await run(ActionAssessTurn, tracker([user("THIS DOES NOT HELP", "express_frustration")], paused=True))
+    assert "escalation" not in slots(events)
+
+
+async def test_no_new_signal_while_answering_a_form_or_an_offer():
+    frustrated = [user("useless", "express_frustration", 100)]
+    events, _ = await run(ActionAssessTurn, tracker(frustrated, active_loop={"name": "lead_form"}))
+    assert slots(events).get("escalation") is None
+    offered = [user("useless", "express_frustration", 100), action("action_offer_handoff"), bot("Shall I?"), user("no that's useless", "deny", 101)]
+    events, _ = await run(ActionAssessTurn, tracker(offered))
+    assert slots(events).get("escalation") is None
+
+
+async def test_a_declined_trigger_is_not_offered_again_this_session():
+    history = [user("hi", "greet", 99), bot("hello"), user("this doesn't help", "express_frustration", 101)]
+    events, _ = await run(ActionAssessTurn, tracker(history, handoff_declined=["frustration"]))
+    assert slots(events).get("escalation") is None
+
+
+async def test_a_long_unsolved_conversation_offers_a_person():
+    history = []
+    for turn in range(12):
+        history += [user(f"question {turn} about delivery", "ask_delivery", 100 + turn * 10), bot("answer", 101 + turn * 10)]
+    events, _ = await run(ActionAssessTurn, tracker(history))
+    assert slots(events)["escalation_trigger"] in ("timeout", "frustration")
+    short = [user("when do you deliver", "ask_delivery", 100), bot("a"), user("and on sunday", "ask_delivery", 100 + 16 * 60)]
+    events, _ = await run(ActionAssessTurn, tracker(short))
+    assert slots(events)["escalation_trigger"] == "timeout"
+    assert slots(events)["escalation_signals"] == ["long_conversation"]
+
+
+async def test_coming_back_about_the_same_unresolved_issue(store):
+    first = [user("my refund hasn't arrived", "ask_returns", time.time())]
+    await run(ActionAssessTurn, tracker(first, sender="back-1"))
+    # a new session, the same issue
+    second = [{"event": "session_started", "timestamp": time.time()}, user("still no refund", "ask_returns", time.time())]
+    events, _ = await run(ActionAssessTurn, tracker(second, sender="back-1"))
+    assert slots(events)["escalation"] == "offer"
+    assert slots(events)["escalation_trigger"] == "repeat_contact"
+    # a resolved issue is not a repeat contact
+    resolved = [user("my refund hasn't arrived", "ask_returns", 1), bot("..."), user("thanks, got it", "thank", 2)]
+    await run(ActionAssessTurn, tracker(resolved, sender="back-2"))
+    await run(ActionAssessTurn, tracker([resolved[-1]], sender="back-2"))
+    events, _ = await run(ActionAssessTurn, tracker([{"event": "session_started", "timestamp": 3}, user("refund question", "ask_returns", 4)], sender="back-2"))
+    assert slots(events).get("escalation") is None
+
+
+async def test_offer_says_the_triggers_offer_and_remembers_it():
+    events, dispatcher = await run(ActionOfferHandoff, tracker([user("can I get a custom engraving", "out_of_scope")]))
+    assert dispatcher.messages[0]["response"] == "utter_offer_handoff_complex"
+    assert events == [SlotSet("handoff_offered", "complex")]
+    events, dispatcher = await run(ActionOfferHandoff, tracker([user("meh", "deny")], escalation="offer", escalation_trigger="timeout"))
+    assert dispatcher.messages[0]["response"] == "utter_offer_handoff_timeout"
+
+
+async def test_declining_is_remembered():
+    events, dispatcher = await run(ActionDeclineHandoff, tracker([user("no thanks", "deny")], handoff_offered="complex", handoff_declined=["timeout"]))
+    assert dispatcher.messages[0]["response"] == "utter_offer_declined"
+    assert slots(events)["handoff_declined"] == ["timeout", "complex"]
+    assert slots(events)["handoff_offered"] is None
