@@ -1,4 +1,4 @@
-"""``python -m helpdesk``: serve the helpdesk on HELPDESK_HOST (127.0.0.1) : HELPDESK_PORT (5080)."""
+"""``python -m helpdesk``: serve the agent console on HELPDESK_HOST (127.0.0.1) : HELPDESK_PORT (5080)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from aiohttp import web
 
 from handoff.settings import SettingsError, get_settings
 from helpdesk.app import create_app
+from helpdesk.auth import development_banner, load_agents
 
 
 def main() -> int:
@@ -19,22 +20,35 @@ def main() -> int:
     )
     try:
         settings = get_settings()
+        agents = load_agents(settings)
     except SettingsError as exc:
         print(f"helpdesk: {exc}", file=sys.stderr)
         return 2
+    banner = development_banner(agents)
+    if banner:
+        print(banner, file=sys.stderr, flush=True)
     host = os.environ.get("HELPDESK_HOST") or "127.0.0.1"
     port = settings.helpdesk_port
 
     def announce(_message: str) -> None:
         logging.getLogger("helpdesk").info(
-            "helpdesk inbox on http://%s:%s/ (webhook: POST /webhook; assistant: %s)",
+            "agent console on http://%s:%s/ for %d agent(s) (webhook: POST /webhook; assistant: %s)",
             host,
             port,
+            len(agents),
             settings.rasa_url,
         )
 
-    # No access log: the pages reload every few seconds; handoff events get their own line.
-    web.run_app(create_app(settings), host=host, port=port, access_log=None, print=announce)
+    # No access log: every open console page polls nothing but holds an event stream; handoff
+    # events and agent actions get their own log lines.
+    web.run_app(
+        create_app(settings, agents=agents),
+        host=host,
+        port=port,
+        access_log=None,
+        print=announce,
+        shutdown_timeout=5,
+    )
     return 0
 
 

@@ -92,8 +92,9 @@ class TicketEntry(Base):
 
     id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
     ticket_pk = sa.Column(sa.Integer, sa.ForeignKey("tickets.id"), nullable=False, index=True)
-    # customer / agent: a message (text); joined: author joined; handback: author handed back
-    # (text: the note); ended: the assistant ended the handoff (text: the cause).
+    # customer / agent: a message (text); joined: author claimed the ticket (text: the colleague
+    # they took it over from, if any); handback: author handed back (text: the note); ended: the
+    # assistant ended the handoff (text: the cause).
     kind = sa.Column(sa.String(16), nullable=False)
     author = sa.Column(sa.String(200), nullable=True)
     text = sa.Column(sa.Text, nullable=False, default="")

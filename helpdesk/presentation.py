@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,54 @@ def waiting_text(ticket: Ticket) -> str:
     return duration((end - ticket.created_at).total_seconds())
 
 
+def iso(value: Any) -> str:
+    """``2024-05-01T14:03:27Z``: a time the browser can read (for times that tick on the page)."""
+    moment = parse_time(value)
+    return "" if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def customer_label(ticket: Ticket) -> str:
+    """The customer's name, else their e-mail address, else ``Customer``."""
+    customer = ticket.customer or {}
+    for key in ("name", "email", "phone", "customer_id"):
+        value = customer.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return "Customer"
+
+
+_BROWSERS = (
+    ("Edge", r"Edg(?:e|A|iOS)?/(\d+)"),
+    ("Opera", r"OPR/(\d+)"),
+    ("Firefox", r"(?:Firefox|FxiOS)/(\d+)"),
+    ("HeadlessChrome", r"HeadlessChrome/(\d+)"),
+    ("Chrome", r"(?:Chrome|CriOS)/(\d+)"),
+    ("Safari", r"Version/(\d+)[.\d]* (?:Mobile/\S+ )?Safari/"),
+)
+_SYSTEMS = (
+    ("Android", r"Android"),
+    ("iOS", r"iPhone|iPad|iPod"),
+    ("Windows", r"Windows"),
+    ("macOS", r"Mac OS X|Macintosh"),
+    ("ChromeOS", r"CrOS"),
+    ("Linux", r"Linux"),
+)
+
+
+def browser_label(value: Any) -> str:
+    """``Chrome 126 · Windows`` for a browser's user agent; other values as they are."""
+    text = show(value)
+    if not isinstance(value, str) or not value.startswith("Mozilla/"):
+        return text
+    browser = next(
+        (f"{name} {m.group(1)}" for name, pattern in _BROWSERS if (m := re.search(pattern, value))),
+        None,
+    )
+    system = next((name for name, pattern in _SYSTEMS if re.search(pattern, value)), None)
+    parts = [part for part in (browser, system) if part]
+    return " · ".join(parts) if parts else text
+
+
 def make_environment() -> jinja2.Environment:
     """The template environment: HTML autoescaped, undefined names are errors."""
     env = jinja2.Environment(
@@ -168,5 +217,8 @@ def make_environment() -> jinja2.Environment:
         percent=percent,
         state_text=state_text,
         waiting_text=waiting_text,
+        iso=iso,
+        customer_label=customer_label,
+        browser_label=browser_label,
     )
     return env

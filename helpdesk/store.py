@@ -298,14 +298,17 @@ class TicketStore:
 
     # --- agent actions (recorded only after the assistant accepted them) ------------------------
 
-    def record_join(self, ticket_id: str, agent: str) -> None:
+    def record_join(self, ticket_id: str, agent: str, took_over_from: str | None = None) -> None:
+        """``agent`` claimed the ticket (from ``took_over_from`` when a colleague had it)."""
         with self._sessions() as session, session.begin():
             ticket = self._require(session, ticket_id)
             ticket.state = ASSIGNED
             ticket.agent_name = agent
             if ticket.joined_at is None:
                 ticket.joined_at = utcnow()
-            session.add(TicketEntry(ticket=ticket, kind="joined", author=agent, text=""))
+            session.add(
+                TicketEntry(ticket=ticket, kind="joined", author=agent, text=took_over_from or "")
+            )
 
     def record_agent_message(self, ticket_id: str, agent: str, text: str) -> None:
         with self._sessions() as session, session.begin():

@@ -1,45 +1,57 @@
-"""The agent's pages (inbox, ticket) and actions (join, reply, hand back)."""
+"""The agent console: pages (inbox, ticket), their live parts, and the agent's actions
+(claim, take over, reply, hand back). Every action is done as the signed-in agent.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
 from helpdesk.assistant import Delivery
+from helpdesk.auth import Agent
 from helpdesk.db import ASSIGNED, CLOSED, WAITING, Ticket
 from helpdesk.flash import FLASH_COOKIE, Flash
-from helpdesk.keys import ASSISTANT_KEY, FLASH_KEY, STORE_KEY, TEMPLATES_KEY
+from helpdesk.keys import (
+    AGENT_REQUEST_KEY,
+    ASSISTANT_KEY,
+    FLASH_KEY,
+    LIVE_KEY,
+    LOCKS_KEY,
+    STORE_KEY,
+    TEMPLATES_KEY,
+)
+from helpdesk.live import KEEPALIVE_SECONDS, RETRY_MILLISECONDS
 from helpdesk.store import TicketNotFound
 
 logger = logging.getLogger("helpdesk.agent")
 
-AGENT_COOKIE = "helpdesk_agent"
-MAX_AGENT_NAME = 100
 MAX_TEXT = 5000
-REFRESH_SECONDS = 5
+
+# Template constants every page may use.
+_STATES = {"WAITING": WAITING, "ASSIGNED": ASSIGNED, "CLOSED": CLOSED, "max_text": MAX_TEXT}
+
+
+def current_agent(request: web.Request) -> Agent:
+    """The signed-in agent (the sign-in check has put it on the request)."""
+    return request[AGENT_REQUEST_KEY]
 
 
 def _html(request: web.Request, template: str, **context: Any) -> str:
-    return request.app[TEMPLATES_KEY].get_template(template).render(**context)
+    agent = request.get(AGENT_REQUEST_KEY)
+    return (
+        request.app[TEMPLATES_KEY]
+        .get_template(template)
+        .render(agent=agent, **_STATES, **context)
+    )
 
 
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
     html = _html(request, template, **context)
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
-
-
-def agent_from_cookie(request: web.Request) -> str:
-    return clean_name(unquote(request.cookies.get(AGENT_COOKIE, "")))
-
-
-def clean_name(raw: Any) -> str:
-    name = re.sub(r"\s+", " ", str(raw or "")).strip()
-    return name[:MAX_AGENT_NAME]
 
 
 async def _ticket_or_404(request: web.Request, ticket_id: str) -> Ticket:
@@ -50,42 +62,99 @@ async def _ticket_or_404(request: web.Request, ticket_id: str) -> Ticket:
         raise web.HTTPNotFound(text=html, content_type="text/html") from None
 
 
+def _split_queue(open_tickets: list[Ticket]) -> dict[str, Any]:
+    """Waiting tickets (the queue) and claimed ones, each still by priority then waiting time."""
+    waiting = [t for t in open_tickets if t.state == WAITING]
+    assigned = [t for t in open_tickets if t.state != WAITING]
+    return {"waiting_tickets": waiting, "assigned_tickets": assigned}
+
+
+async def _queue(request: web.Request) -> tuple[dict[str, Any], list[Ticket]]:
+    open_tickets, closed = await asyncio.to_thread(request.app[STORE_KEY].inbox)
+    return {"open_tickets": open_tickets, **_split_queue(open_tickets)}, closed
+
+
 # --- pages ---------------------------------------------------------------------------------------
 
 
 async def inbox(request: web.Request) -> web.Response:
-    open_tickets, closed = await asyncio.to_thread(request.app[STORE_KEY].inbox)
-    return render(
-        request,
-        "inbox.html",
-        open_tickets=open_tickets,
-        closed_tickets=closed,
-        refresh_seconds=REFRESH_SECONDS,
+    queue, closed = await _queue(request)
+    return render(request, "inbox.html", closed_tickets=closed, live=True, **queue)
+
+
+async def inbox_partial(request: web.Request) -> web.Response:
+    """The inbox's changing parts as HTML fragments, for the live page."""
+    queue, closed = await _queue(request)
+    return web.json_response(
+        {
+            "html": {
+                "queue": _html(request, "_inbox_queue.html", **queue),
+                "closed": _html(request, "_inbox_closed.html", closed_tickets=closed),
+            },
+            "waiting": len(queue["waiting_tickets"]),
+            "open": len(queue["open_tickets"]),
+        }
     )
 
 
 async def ticket_page(request: web.Request) -> web.Response:
     ticket_id = request.match_info["ticket_id"]
     ticket = await _ticket_or_404(request, ticket_id)
+    queue, _closed = await _queue(request)
     flash_key = request.cookies.get(FLASH_COOKIE)
     flash = request.app[FLASH_KEY].pop(flash_key, ticket_id)
-    agent = agent_from_cookie(request)
-    if not agent and ticket.state == ASSIGNED:
-        agent = ticket.agent_name or ""
-    response = render(
-        request,
-        "ticket.html",
-        ticket=ticket,
-        flash=flash,
-        agent_name=agent,
-        refresh_seconds=REFRESH_SECONDS,
-        WAITING=WAITING,
-        ASSIGNED=ASSIGNED,
-        CLOSED=CLOSED,
-        max_text=MAX_TEXT,
-    )
+    response = render(request, "ticket.html", ticket=ticket, flash=flash, live=True, **queue)
     if flash_key and flash is not None:
         response.del_cookie(FLASH_COOKIE, path="/")
+    return response
+
+
+async def ticket_partial(request: web.Request) -> web.Response:
+    """A ticket page's changing parts as HTML fragments, for the live page."""
+    ticket = await _ticket_or_404(request, request.match_info["ticket_id"])
+    queue, _closed = await _queue(request)
+    context = {"ticket": ticket, "flash": None, **queue}
+    return web.json_response(
+        {
+            "html": {
+                "ticket-head": _html(request, "_ticket_head.html", **context),
+                "timeline": _html(request, "_ticket_timeline.html", **context),
+                "work": _html(request, "_ticket_work.html", **context),
+                "sidebar": _html(request, "_sidebar_queue.html", **context),
+            },
+            "state": ticket.state,
+            "agent": ticket.agent_name,
+            "waiting": len(queue["waiting_tickets"]),
+        }
+    )
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """``text/event-stream`` of ticket changes for the signed-in agent's open pages."""
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache, no-transform",
+            "X-Accel-Buffering": "no",  # no buffering in an nginx in front
+        }
+    )
+    await response.prepare(request)
+    live = request.app[LIVE_KEY]
+    try:
+        await response.write(f"retry: {RETRY_MILLISECONDS}\n: connected\n\n".encode())
+        async with live.subscribe() as queue:
+            while True:
+                try:
+                    change = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+                except asyncio.TimeoutError:
+                    await response.write(b": keep-alive\n\n")
+                    continue
+                if change is None:
+                    break
+                await response.write(change.as_sse())
+    except ConnectionResetError:
+        # The page was closed or reloaded; nothing to clean up beyond the subscription.
+        pass
     return response
 
 
@@ -101,7 +170,7 @@ async def health(request: web.Request) -> web.Response:
 # --- agent actions -------------------------------------------------------------------------------
 
 
-def _check_same_origin(request: web.Request) -> None:
+def check_same_origin(request: web.Request) -> None:
     """Refuse form posts made by other sites in the agent's browser (cross-site request forgery)."""
     origin = request.headers.get("Origin")
     if origin is None:
@@ -113,23 +182,9 @@ def _check_same_origin(request: web.Request) -> None:
         raise web.HTTPForbidden(text="Form posts are only accepted from the helpdesk's own pages.")
 
 
-def _back(
-    request: web.Request,
-    ticket_id: str,
-    agent: str,
-    flash: Flash | None = None,
-) -> web.HTTPSeeOther:
-    """303 to the ticket page, remembering the agent's name and any notice."""
+def _back(request: web.Request, ticket_id: str, flash: Flash | None = None) -> web.HTTPSeeOther:
+    """303 to the ticket page, with a one-time notice when there is one."""
     response = web.HTTPSeeOther(location=f"/tickets/{quote(ticket_id)}")
-    if agent:
-        response.set_cookie(
-            AGENT_COOKIE,
-            quote(agent),
-            max_age=365 * 24 * 3600,
-            path="/",
-            httponly=True,
-            samesite="Lax",
-        )
     if flash is not None:
         key = request.app[FLASH_KEY].put(flash)
         response.set_cookie(FLASH_COOKIE, key, max_age=600, path="/", httponly=True, samesite="Lax")
@@ -142,105 +197,146 @@ def _failed(action: str, delivery: Delivery) -> str:
     return f"{action} failed: the assistant answered {delivery.status}: {delivery.message}"
 
 
-async def _form(request: web.Request) -> tuple[str, Ticket, dict[str, str]]:
-    _check_same_origin(request)
+async def _form(request: web.Request) -> tuple[str, dict[str, str]]:
+    check_same_origin(request)
     ticket_id = request.match_info["ticket_id"]
-    ticket = await _ticket_or_404(request, ticket_id)
     form = await request.post()
     fields = {key: str(value) for key, value in form.items() if isinstance(value, str)}
-    return ticket_id, ticket, fields
+    return ticket_id, fields
 
 
 def _closed_flash(ticket: Ticket, **drafts: str) -> Flash:
     return Flash(ticket.ticket_id, "error", "This ticket is closed; nothing was sent.", **drafts)
 
 
-async def _send(request: web.Request, ticket: Ticket, event: str, agent: str, **fields: Any):
+def _taken_flash(ticket: Ticket, action: str, **drafts: str) -> Flash:
+    return Flash(
+        ticket.ticket_id,
+        "error",
+        f"{ticket.agent_name} is handling this conversation; nothing was sent. "
+        f"Take it over first if you want to {action}.",
+        **drafts,
+    )
+
+
+async def _send(request: web.Request, ticket: Ticket, event: str, agent: Agent, **fields: Any):
     return await request.app[ASSISTANT_KEY].send(
         event,
         handoff_id=ticket.handoff_id,
         conversation_id=ticket.conversation_id,
-        agent_name=agent,
+        agent_name=agent.name,
         **fields,
     )
 
 
-async def _join(request: web.Request, ticket: Ticket, agent: str) -> Delivery:
+async def _claim(request: web.Request, ticket: Ticket, agent: Agent) -> Delivery:
+    """Send ``agent.joined`` and, once the assistant accepted it, record the claim."""
+    previous = ticket.agent_name if ticket.state == ASSIGNED else None
     delivery = await _send(request, ticket, "agent.joined", agent)
     if delivery.ok:
-        await asyncio.to_thread(request.app[STORE_KEY].record_join, ticket.ticket_id, agent)
+        await asyncio.to_thread(
+            request.app[STORE_KEY].record_join, ticket.ticket_id, agent.name, previous
+        )
+        request.app[LIVE_KEY].publish("claimed", ticket.ticket_id, agent.name)
+        logger.info(
+            "%s %s ticket %s",
+            agent.login,
+            f"took over from {previous}" if previous else "claimed",
+            ticket.ticket_id,
+        )
     return delivery
 
 
-async def join(request: web.Request) -> web.Response:
-    ticket_id, ticket, form = await _form(request)
-    agent = clean_name(form.get("agent"))
-    if not agent:
-        raise _back(
-            request, ticket_id, agent, Flash(ticket_id, "error", "Enter your name to join.")
-        )
-    if ticket.state == CLOSED:
-        raise _back(request, ticket_id, agent, _closed_flash(ticket))
-    if ticket.state == ASSIGNED and ticket.agent_name == agent:
-        raise _back(request, ticket_id, agent, Flash(ticket_id, "info", "You have already joined."))
-    delivery = await _join(request, ticket, agent)
+async def _claim_action(request: web.Request, *, take_over: bool) -> web.Response:
+    ticket_id, _form_fields = await _form(request)
+    agent = current_agent(request)
+    async with request.app[LOCKS_KEY].hold(ticket_id):
+        ticket = await _ticket_or_404(request, ticket_id)
+        if ticket.state == CLOSED:
+            raise _back(request, ticket_id, _closed_flash(ticket))
+        if ticket.state == ASSIGNED and ticket.agent_name == agent.name:
+            raise _back(request, ticket_id, Flash(ticket_id, "info", "You are already handling this."))
+        if ticket.state == ASSIGNED and not take_over:
+            # Someone claimed it meanwhile: taking a colleague's conversation must be deliberate.
+            message = f"{ticket.agent_name} claimed this conversation first. Use Take over to take it from them."
+            raise _back(request, ticket_id, Flash(ticket_id, "error", message))
+        delivery = await _claim(request, ticket, agent)
+    action = "Take-over" if take_over and ticket.state == ASSIGNED else "Claim"
     if not delivery.ok:
-        raise _back(request, ticket_id, agent, Flash(ticket_id, "error", _failed("Join", delivery)))
-    raise _back(request, ticket_id, agent)
+        raise _back(request, ticket_id, Flash(ticket_id, "error", _failed(action, delivery)))
+    raise _back(request, ticket_id)
+
+
+async def join(request: web.Request) -> web.Response:
+    """Claim a waiting ticket: the customer is told that the signed-in agent joined."""
+    return await _claim_action(request, take_over=False)
+
+
+async def take_over(request: web.Request) -> web.Response:
+    """Take a ticket from the colleague handling it (the customer is told who joined)."""
+    return await _claim_action(request, take_over=True)
 
 
 async def reply(request: web.Request) -> web.Response:
-    ticket_id, ticket, form = await _form(request)
-    agent = clean_name(form.get("agent"))
+    ticket_id, form = await _form(request)
+    agent = current_agent(request)
     text = form.get("text", "").strip()
     note = form.get("note", "")
 
     def problem(message: str) -> web.HTTPSeeOther:
         flash = Flash(ticket_id, "error", message, draft_text=text, draft_note=note)
-        return _back(request, ticket_id, agent, flash)
+        return _back(request, ticket_id, flash)
 
-    if not agent:
-        raise problem("Enter your name before replying.")
     if not text:
         raise problem("Write a message first.")
     if len(text) > MAX_TEXT:
         raise problem(f"The message is {len(text)} characters long; the limit is {MAX_TEXT}.")
-    if ticket.state == CLOSED:
-        raise _back(request, ticket_id, agent, _closed_flash(ticket, draft_text=text))
-
-    # The customer must know who they are talking to: join first when nobody has, or take over
-    # when another agent had joined.
-    if ticket.state == WAITING or ticket.agent_name != agent:
-        delivery = await _join(request, ticket, agent)
+    async with request.app[LOCKS_KEY].hold(ticket_id):
+        ticket = await _ticket_or_404(request, ticket_id)
+        if ticket.state == CLOSED:
+            raise _back(request, ticket_id, _closed_flash(ticket, draft_text=text))
+        if ticket.state == ASSIGNED and ticket.agent_name != agent.name:
+            raise _back(request, ticket_id, _taken_flash(ticket, "reply", draft_text=text))
+        if ticket.state == WAITING:
+            # The customer must know who they are talking to: replying claims the ticket first.
+            delivery = await _claim(request, ticket, agent)
+            if not delivery.ok:
+                raise problem(_failed("Claiming (before your reply)", delivery))
+        delivery = await _send(request, ticket, "agent.message", agent, text=text)
         if not delivery.ok:
-            raise problem(_failed("Joining (before your reply)", delivery))
-
-    delivery = await _send(request, ticket, "agent.message", agent, text=text)
-    if not delivery.ok:
-        raise problem(_failed("Reply", delivery))
-    await asyncio.to_thread(request.app[STORE_KEY].record_agent_message, ticket_id, agent, text)
-    raise _back(request, ticket_id, agent)
+            raise problem(_failed("Reply", delivery))
+        await asyncio.to_thread(
+            request.app[STORE_KEY].record_agent_message, ticket_id, agent.name, text
+        )
+    request.app[LIVE_KEY].publish("replied", ticket_id, agent.name)
+    raise _back(request, ticket_id)
 
 
 async def handback(request: web.Request) -> web.Response:
-    ticket_id, ticket, form = await _form(request)
-    agent = clean_name(form.get("agent")) or (ticket.agent_name or "")
+    ticket_id, form = await _form(request)
+    agent = current_agent(request)
     note = form.get("note", "").strip()
     draft_text = form.get("text", "")
 
     def problem(message: str) -> web.HTTPSeeOther:
         flash = Flash(ticket_id, "error", message, draft_text=draft_text, draft_note=note)
-        return _back(request, ticket_id, agent, flash)
+        return _back(request, ticket_id, flash)
 
-    if not agent:
-        raise problem("Enter your name before handing back.")
     if len(note) > MAX_TEXT:
         raise problem(f"The note is {len(note)} characters long; the limit is {MAX_TEXT}.")
-    if ticket.state == CLOSED:
-        raise _back(request, ticket_id, agent, _closed_flash(ticket))
-    fields = {"note": note} if note else {}
-    delivery = await _send(request, ticket, "agent.handback", agent, **fields)
-    if not delivery.ok:
-        raise problem(_failed("Hand-back", delivery))
-    await asyncio.to_thread(request.app[STORE_KEY].record_handback, ticket_id, agent, note or None)
-    raise _back(request, ticket_id, agent)
+    async with request.app[LOCKS_KEY].hold(ticket_id):
+        ticket = await _ticket_or_404(request, ticket_id)
+        if ticket.state == CLOSED:
+            raise _back(request, ticket_id, _closed_flash(ticket))
+        if ticket.state == ASSIGNED and ticket.agent_name != agent.name:
+            raise _back(request, ticket_id, _taken_flash(ticket, "hand it back", draft_note=note))
+        fields = {"note": note} if note else {}
+        delivery = await _send(request, ticket, "agent.handback", agent, **fields)
+        if not delivery.ok:
+            raise problem(_failed("Hand-back", delivery))
+        await asyncio.to_thread(
+            request.app[STORE_KEY].record_handback, ticket_id, agent.name, note or None
+        )
+    request.app[LIVE_KEY].publish("closed", ticket_id, agent.name)
+    logger.info("%s handed ticket %s back to the bot", agent.login, ticket_id)
+    raise _back(request, ticket_id)

@@ -12,10 +12,18 @@ from aiohttp import web
 
 from handoff.schemas import SchemaValidationError, validate_outbound
 from handoff.signing import DELIVERY_HEADER, SignatureError, verify_request
-from helpdesk.keys import SETTINGS_KEY, STORE_KEY
+from helpdesk.keys import LIVE_KEY, SETTINGS_KEY, STORE_KEY
 from helpdesk.store import WebhookResult
 
 logger = logging.getLogger("helpdesk.webhook")
+
+
+#: What the agents' open pages are told about each accepted event.
+_LIVE_KINDS = {
+    "handoff.requested": "created",
+    "conversation.message": "message",
+    "handoff.ended": "closed",
+}
 
 
 def _error(status: int, error: str, message: str) -> web.Response:
@@ -94,4 +102,6 @@ async def handle_webhook(request: web.Request) -> web.Response:
 
     result = await asyncio.to_thread(request.app[STORE_KEY].process_event, body)
     _log(body, result)
+    if result.status == 200 and not result.duplicate:
+        request.app[LIVE_KEY].publish(_LIVE_KINDS[body["event"]], result.ticket_id)
     return web.Response(status=result.status, text=result.body, content_type="application/json")

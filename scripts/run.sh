@@ -4,6 +4,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export RASA_PORT="${RASA_PORT:-5005}" ACTIONS_PORT="${ACTIONS_PORT:-5055}" HELPDESK_PORT="${HELPDESK_PORT:-5080}"
+export WEBCHAT_PORT="${WEBCHAT_PORT:-5090}"
 export PYTHONUNBUFFERED=1 SQLALCHEMY_SILENCE_UBER_WARNING=1 TF_CPP_MIN_LOG_LEVEL=2
 mkdir -p var
 bin=.venv/bin
@@ -33,6 +34,7 @@ if [ -z "${HELPDESK_WEBHOOK_URL:-}" ]; then
 else
   echo "==> HELPDESK_WEBHOOK_URL is set: handoffs go to $HELPDESK_WEBHOOK_URL (embedded helpdesk not started)"
 fi
+start webchat "$bin/python" -m webchat
 auth=()
 [ -n "${RASA_TOKEN:-}" ] && auth=(--auth-token "$RASA_TOKEN")
 start rasa "$bin/rasa" run --enable-api "${auth[@]}" --cors "*" --interface "${RASA_HOST:-127.0.0.1}" --port "$RASA_PORT" \
@@ -48,6 +50,7 @@ cat <<MSG
     Rasa server      http://127.0.0.1:$RASA_PORT   (REST: POST /webhooks/rest/webhook, socket.io web chat)
     Action server    http://127.0.0.1:$ACTIONS_PORT
     Agent inbox      http://127.0.0.1:$HELPDESK_PORT
+    Customer chat    http://127.0.0.1:$WEBCHAT_PORT
     Ctrl-C stops everything.
 MSG
 wait

@@ -17,6 +17,8 @@ from tests.support import TEST_SECRET, signed
 
 MODEL = PROJECT_ROOT / "models" / "handoff.tar.gz"
 BIN = Path(sys.executable).parent
+#: Who may sign in to the embedded helpdesk (display names Sanne and Piet); HELPDESK_AGENTS.
+HELPDESK_AGENTS = "sanne:sanne-e2e-password,piet:piet-e2e-password"
 
 
 def free_port() -> int:
@@ -28,13 +30,25 @@ def free_port() -> int:
 class Stack:
     """One running assistant: Rasa server + action server (+ embedded helpdesk)."""
 
-    def __init__(self, workdir: Path, webhook_url: str | None = None, with_helpdesk: bool = False, **env: str) -> None:
-        if not MODEL.exists():
-            raise RuntimeError(f"no trained model at {MODEL}: run `make train` first")
+    def __init__(
+        self,
+        workdir: Path,
+        webhook_url: str | None = None,
+        with_helpdesk: bool = False,
+        with_webchat: bool = False,
+        helpdesk_agents: str = HELPDESK_AGENTS,
+        model: Path = MODEL,
+        **env: str,
+    ) -> None:
+        if not model.exists():
+            raise RuntimeError(f"no trained model at {model}: run `make train` first")
+        self.model = model
         self.workdir = workdir
         self.rasa_port, self.actions_port, self.helpdesk_port = free_port(), free_port(), free_port()
         self.rasa_url = f"http://127.0.0.1:{self.rasa_port}"
         self.helpdesk_url = f"http://127.0.0.1:{self.helpdesk_port}"
+        self.webchat_port = free_port()
+        self.webchat_url = f"http://127.0.0.1:{self.webchat_port}"
         self.env = {
             **os.environ,
             "HANDOFF_ENV": "test",
@@ -43,6 +57,8 @@ class Stack:
             "RASA_PORT": str(self.rasa_port),
             "ACTIONS_PORT": str(self.actions_port),
             "HELPDESK_PORT": str(self.helpdesk_port),
+            "HELPDESK_AGENTS": helpdesk_agents,
+            "WEBCHAT_PORT": str(self.webchat_port),
             "HANDOFF_OUTBOX_POLL_INTERVAL": "0.3",
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
             "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -62,6 +78,7 @@ class Stack:
             raise RuntimeError("endpoints.yml no longer has `db: var/rasa.db`: update tests/stack.py")
         self.endpoints.write_text(project_endpoints.replace("db: var/rasa.db", f"db: {workdir / 'var' / 'rasa.db'}"))
         self.with_helpdesk = with_helpdesk
+        self.with_webchat = with_webchat
         self.processes: dict[str, subprocess.Popen] = {}
 
     def _spawn(self, name: str, *args: str) -> None:
@@ -75,13 +92,17 @@ class Stack:
         self._spawn("actions", str(BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(self.actions_port))
         if self.with_helpdesk:
             self._spawn("helpdesk", str(BIN / "python"), "-m", "helpdesk")
+        if self.with_webchat:
+            self._spawn("webchat", str(BIN / "python"), "-m", "webchat")
         self._spawn(
             "rasa", str(BIN / "rasa"), "run", "--enable-api", "--interface", "127.0.0.1", "--port", str(self.rasa_port),
-            "--model", str(MODEL), "--credentials", "credentials.yml", "--endpoints", str(self.endpoints),
+            "--model", str(self.model), "--credentials", "credentials.yml", "--endpoints", str(self.endpoints),
         )
         checks = {"rasa": f"{self.rasa_url}/status", "actions": f"http://127.0.0.1:{self.actions_port}/health"}
         if self.with_helpdesk:
             checks["helpdesk"] = f"{self.helpdesk_url}/health"
+        if self.with_webchat:
+            checks["webchat"] = f"{self.webchat_url}/health"
         pending = dict(checks)
         while pending:
             for name, url in list(pending.items()):

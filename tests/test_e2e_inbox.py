@@ -21,8 +21,23 @@ def stack(tmp_path_factory):
     running.stop()
 
 
-def page(stack, path="/"):
-    answer = requests.get(stack.helpdesk_url + path, timeout=10)
+@pytest.fixture(scope="module")
+def agent(stack):
+    """A browser session signed in as Sanne (HELPDESK_AGENTS in tests/stack.py)."""
+    session = requests.Session()
+    assert session.get(stack.helpdesk_url + "/", allow_redirects=False, timeout=10).status_code in (302, 303)
+    answer = session.post(
+        stack.helpdesk_url + "/login",
+        data={"login": "sanne", "password": "sanne-e2e-password"},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert answer.status_code == 303
+    return session
+
+
+def page(agent, stack, path="/"):
+    answer = agent.get(stack.helpdesk_url + path, allow_redirects=False, timeout=10)
     assert answer.status_code == 200
     return answer.text
 
@@ -36,27 +51,27 @@ def eventually(check, timeout=15):
         time.sleep(0.2)
 
 
-def test_agent_works_a_handoff_from_the_inbox(stack):
+def test_agent_works_a_handoff_from_the_inbox(stack, agent):
     sender = f"inbox-{uuid.uuid4().hex[:8]}"
     stack.say(sender, "hi there", metadata={"customer": {"name": "Joost Bakker", "email": "joost@example.nl"}})
     told = " ".join(m.get("text", "") for m in stack.say(sender, "I need to speak to a human"))
     assert "colleague" in told.lower()
 
     # The handoff is in the inbox with the customer and the whole conversation.
-    inbox = eventually(lambda: sender in page(stack) or "Joost Bakker" in page(stack) and page(stack))
-    assert inbox and "Joost Bakker" in page(stack)
-    ticket_id = re.search(r"/tickets/(HD-[0-9A-F]+)", page(stack)).group(1)
-    ticket = page(stack, f"/tickets/{ticket_id}")
+    inbox = eventually(lambda: sender in page(agent, stack) or "Joost Bakker" in page(agent, stack) and page(agent, stack))
+    assert inbox and "Joost Bakker" in page(agent, stack)
+    ticket_id = re.search(r"/tickets/(HD-[0-9A-F]+)", page(agent, stack)).group(1)
+    ticket = page(agent, stack, f"/tickets/{ticket_id}")
     for expected in ("hi there", "I need to speak to a human", "joost@example.nl", "customer_request"):
         assert expected in ticket, expected
 
     # What the customer says while waiting appears on the ticket.
     assert stack.say(sender, "my invoice shows the wrong address") == []
-    assert eventually(lambda: "my invoice shows the wrong address" in page(stack, f"/tickets/{ticket_id}"))
+    assert eventually(lambda: "my invoice shows the wrong address" in page(agent, stack, f"/tickets/{ticket_id}"))
 
     # The agent replies from the page (joining first); the customer's conversation has it.
-    form = {"agent": "Sanne", "text": "Hi Joost, I'll correct the address on your invoice."}
-    answer = requests.post(f"{stack.helpdesk_url}/tickets/{ticket_id}/reply", data=form, allow_redirects=False, timeout=30)
+    form = {"text": "Hi Joost, I'll correct the address on your invoice."}
+    answer = agent.post(f"{stack.helpdesk_url}/tickets/{ticket_id}/reply", data=form, allow_redirects=False, timeout=30)
     assert answer.status_code == 303
     events = stack.tracker(sender)["events"]
     agent_turns = [e["text"] for e in events if (e.get("metadata") or {}).get("handoff_role") == "agent"]
@@ -64,8 +79,8 @@ def test_agent_works_a_handoff_from_the_inbox(stack):
     assert any("Sanne" in (e.get("text") or "") for e in events if (e.get("metadata") or {}).get("handoff_role") == "notice")
 
     # Hand-back from the page: the bot is back.
-    answer = requests.post(
-        f"{stack.helpdesk_url}/tickets/{ticket_id}/handback", data={"agent": "Sanne", "note": "Address fixed."}, allow_redirects=False, timeout=30
+    answer = agent.post(
+        f"{stack.helpdesk_url}/tickets/{ticket_id}/handback", data={"note": "Address fixed."}, allow_redirects=False, timeout=30
     )
     assert answer.status_code == 303
     tracker = stack.tracker(sender)
@@ -74,5 +89,5 @@ def test_agent_works_a_handoff_from_the_inbox(stack):
     assert stack.say(sender, "how long does delivery take?")
 
     # Handing back twice is refused visibly instead of pretending.
-    again = requests.post(f"{stack.helpdesk_url}/tickets/{ticket_id}/handback", data={"agent": "Sanne"}, timeout=30)
+    again = agent.post(f"{stack.helpdesk_url}/tickets/{ticket_id}/handback", data={}, timeout=30)
     assert again.status_code == 200 and "This ticket is closed; nothing was sent." in again.text

@@ -20,11 +20,19 @@ from handoff.schemas import validate_inbound
 from handoff.settings import load_settings
 from handoff.signing import SignatureError, sign_headers, verify_request
 from helpdesk.app import create_app
+from helpdesk.auth import Agent, AgentDirectory
 from helpdesk.db import HANDED_BACK, Ticket, create_engine_for, init_database, utcnow
+from helpdesk.presentation import browser_label
 from helpdesk.store import TicketStore
 from tests.test_schemas import conversation_message, handoff_ended, handoff_requested
 
 SECRET = "helpdesk-test-secret-0123456789"
+GRACE = Agent(login="grace", name="Grace", password="grace-password-1")
+ALAN = Agent(login="alan", name="Alan", password="alan-password-2")
+
+
+def make_agents() -> AgentDirectory:
+    return AgentDirectory([GRACE, ALAN])
 
 
 class FormParser(HTMLParser):
@@ -91,13 +99,39 @@ def database_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'helpdesk-test.db'}"
 
 
+def make_app(settings, database_url: str) -> web.Application:
+    return create_app(settings, database_url=database_url, agents=make_agents())
+
+
+async def sign_in(client: TestClient, agent: Agent = GRACE) -> None:
+    """Sign ``client`` in as ``agent`` through the sign-in form."""
+    response = await client.post(
+        "/login",
+        data={"login": agent.login, "password": agent.password},
+        allow_redirects=False,
+    )
+    assert response.status == 303, await response.text()
+
+
 @pytest.fixture
 async def helpdesk(assistant, database_url):
-    app = create_app(make_settings(assistant.url), database_url=database_url)
+    """The helpdesk, with a browser signed in as Grace."""
+    app = make_app(make_settings(assistant.url), database_url)
     client = TestClient(TestServer(app))
     await client.start_server()
+    await sign_in(client, GRACE)
     yield client
     await client.close()
+
+
+@pytest.fixture
+async def alan(helpdesk):
+    """A second agent's browser (its own cookies) on the same helpdesk, signed in as Alan."""
+    client = TestClient(helpdesk.server)
+    await client.start_server()
+    await sign_in(client, ALAN)
+    yield client
+    await client.session.close()
 
 
 async def deliver(client: TestClient, body: Any, *, raw: bytes | None = None, **sign: Any):
@@ -187,7 +221,7 @@ async def test_helpdesk_events_are_not_accepted_here(helpdesk):
 
 async def test_body_over_the_limit_is_413(assistant, database_url):
     settings = make_settings(assistant.url, max_body_bytes=2000)
-    async with TestClient(TestServer(create_app(settings, database_url=database_url))) as client:
+    async with TestClient(TestServer(make_app(settings, database_url))) as client:
         body = handoff_requested(reason_text="x" * 3000)
         status, answer = await deliver(client, body)
     assert status == 413
@@ -324,7 +358,7 @@ async def test_ticket_page_shows_the_whole_handoff(helpdesk):
         "ask_refund 41%",
         "Sorry, I did not get that.",
         "11:58:01",
-        "Join",
+        "Claim",
         "Send reply",
         "Hand back to the bot",
     ):
@@ -361,10 +395,10 @@ def assert_signed_contract_body(headers: dict[str, str], body: dict[str, Any], e
     assert validate_inbound(body) is body
 
 
-async def test_join_sends_agent_joined_and_records_it(helpdesk, assistant):
+async def test_claim_sends_agent_joined_and_records_it(helpdesk, assistant):
     request, answer = await request_handoff(helpdesk)
     ticket = f"/tickets/{answer['ticket_id']}"
-    response = await helpdesk.post(f"{ticket}/join", data={"agent": "Grace"}, allow_redirects=False)
+    response = await helpdesk.post(f"{ticket}/join", allow_redirects=False)
     assert response.status == 303
     assert response.headers["Location"] == ticket
 
@@ -380,16 +414,22 @@ async def test_join_sends_agent_joined_and_records_it(helpdesk, assistant):
     detail = await page(helpdesk, ticket)
     assert "with Grace" in detail
     assert "Grace joined the conversation." in detail
-    assert 'name="agent" value="Grace"' in detail  # remembered in a cookie
+    assert "You are handling this conversation." in detail
     assert "with Grace" in await page(helpdesk, "/")
 
 
-async def test_reply_before_joining_joins_first(helpdesk, assistant):
+async def test_the_agent_name_sent_is_the_signed_in_agents(helpdesk, assistant):
+    _, answer = await request_handoff(helpdesk)
+    ticket = f"/tickets/{answer['ticket_id']}"
+    # A name typed into a form (as the console once asked for) changes nothing.
+    await helpdesk.post(f"{ticket}/reply", data={"agent": "Mallory", "text": "Hello"})
+    assert {body["agent"]["name"] for body in assistant.bodies} == {"Grace"}
+
+
+async def test_reply_before_claiming_claims_first(helpdesk, assistant):
     request, answer = await request_handoff(helpdesk)
     ticket = f"/tickets/{answer['ticket_id']}"
-    response = await helpdesk.post(
-        f"{ticket}/reply", data={"agent": "Grace", "text": "  Hello, I am Grace.  "}
-    )
+    response = await helpdesk.post(f"{ticket}/reply", data={"text": "  Hello, I am Grace.  "})
     assert response.status == 200
 
     (h1, joined), (h2, message) = assistant.received
@@ -405,26 +445,67 @@ async def test_reply_before_joining_joins_first(helpdesk, assistant):
     assert since.index("Grace joined") < since.index("Hello, I am Grace.")
 
 
-async def test_reply_after_joining_sends_only_the_message(helpdesk, assistant):
+async def test_reply_after_claiming_sends_only_the_message(helpdesk, assistant):
     _, answer = await request_handoff(helpdesk)
     ticket = f"/tickets/{answer['ticket_id']}"
-    await helpdesk.post(f"{ticket}/join", data={"agent": "Grace"})
-    await helpdesk.post(f"{ticket}/reply", data={"agent": "Grace", "text": "One moment."})
+    await helpdesk.post(f"{ticket}/join")
+    await helpdesk.post(f"{ticket}/reply", data={"text": "One moment."})
     assert [body["event"] for body in assistant.bodies] == ["agent.joined", "agent.message"]
 
 
-async def test_reply_from_another_agent_takes_the_conversation_over(helpdesk, assistant):
+async def test_a_claimed_ticket_shows_its_agent_and_others_must_take_over(
+    helpdesk, alan, assistant
+):
     _, answer = await request_handoff(helpdesk)
     ticket = f"/tickets/{answer['ticket_id']}"
-    await helpdesk.post(f"{ticket}/join", data={"agent": "Grace"})
-    response = await helpdesk.post(f"{ticket}/reply", data={"agent": "Alan", "text": "Hi."})
-    events = [(body["event"], body["agent"]["name"]) for body in assistant.bodies]
-    assert events == [
+    await helpdesk.post(f"{ticket}/join")
+
+    # Alan sees who has it, everywhere.
+    assert "with Grace" in await page(alan, "/")
+    detail = await page(alan, ticket)
+    assert "with Grace" in detail
+    assert "Take over from Grace" in detail
+    assert f'action="{ticket}/takeover"' in detail
+
+    # Claiming, replying or handing back over Grace's head sends nothing.
+    response = await alan.post(f"{ticket}/join")
+    assert "Grace claimed this conversation first" in await response.text()
+    response = await alan.post(f"{ticket}/reply", data={"text": "Let me help."})
+    refused = await response.text()
+    assert "Grace is handling this conversation; nothing was sent." in refused
+    assert ">Let me help.</textarea>" in refused  # the draft is kept
+    response = await alan.post(f"{ticket}/handback", data={"note": "done"})
+    assert "Grace is handling this conversation; nothing was sent." in await response.text()
+    assert [(b["event"], b["agent"]["name"]) for b in assistant.bodies] == [
+        ("agent.joined", "Grace")
+    ]
+
+    # Taking over is explicit; the customer is told who joined, and the ticket says who had it.
+    response = await alan.post(f"{ticket}/takeover")
+    taken = await response.text()
+    assert "Alan took the conversation over from Grace." in taken
+    assert "with Alan" in taken
+    await alan.post(f"{ticket}/reply", data={"text": "Hi, Alan here."})
+    response = await helpdesk.post(f"{ticket}/reply", data={"text": "Still me."})
+    assert "Alan is handling this conversation; nothing was sent." in await response.text()
+    assert [(b["event"], b["agent"]["name"]) for b in assistant.bodies] == [
         ("agent.joined", "Grace"),
         ("agent.joined", "Alan"),
         ("agent.message", "Alan"),
     ]
-    assert "with Alan" in await response.text()
+
+
+async def test_two_agents_claiming_at_once_get_one_claim(helpdesk, alan, assistant):
+    _, answer = await request_handoff(helpdesk)
+    ticket = f"/tickets/{answer['ticket_id']}"
+    first, second = await asyncio.gather(
+        helpdesk.post(f"{ticket}/join"), alan.post(f"{ticket}/join")
+    )
+    pages = [await first.text(), await second.text()]
+    assert [body["event"] for body in assistant.bodies] == ["agent.joined"]
+    winner = assistant.bodies[0]["agent"]["name"]
+    loser_page = pages[1] if winner == "Grace" else pages[0]
+    assert f"{winner} claimed this conversation first" in loser_page
 
 
 async def test_ticket_form_posts_the_fields_the_actions_read(helpdesk):
@@ -432,21 +513,20 @@ async def test_ticket_form_posts_the_fields_the_actions_read(helpdesk):
     ticket = f"/tickets/{answer['ticket_id']}"
     parser = FormParser()
     parser.feed(await page(helpdesk, ticket))
-    assert {"agent", "text", "note"} <= parser.fields
+    assert {"text", "note"} <= parser.fields
     assert {f"{ticket}/join", f"{ticket}/reply", f"{ticket}/handback"} <= parser.actions
 
 
 async def test_handback_sends_the_note_and_closes_the_ticket(helpdesk, assistant):
     _, answer = await request_handoff(helpdesk)
     ticket = f"/tickets/{answer['ticket_id']}"
-    await helpdesk.post(f"{ticket}/join", data={"agent": "Grace"})
-    response = await helpdesk.post(
-        f"{ticket}/handback", data={"agent": "Grace", "note": "Refund approved."}
-    )
+    await helpdesk.post(f"{ticket}/join")
+    response = await helpdesk.post(f"{ticket}/handback", data={"note": "Refund approved."})
     assert response.status == 200
     headers, body = assistant.received[-1]
     assert_signed_contract_body(headers, body, "agent.handback")
     assert body["note"] == "Refund approved."
+    assert body["agent"] == {"name": "Grace"}
     detail = await response.text()
     assert "closed: handed back to the bot by Grace" in detail
     assert "Refund approved." in detail
@@ -455,7 +535,7 @@ async def test_handback_sends_the_note_and_closes_the_ticket(helpdesk, assistant
 
 async def test_handback_without_note_sends_no_note(helpdesk, assistant):
     _, answer = await request_handoff(helpdesk)
-    await helpdesk.post(f"/tickets/{answer['ticket_id']}/handback", data={"agent": "Grace"})
+    await helpdesk.post(f"/tickets/{answer['ticket_id']}/handback")
     [body] = assistant.bodies
     assert body["event"] == "agent.handback"
     assert "note" not in body
@@ -467,7 +547,7 @@ async def test_assistant_409_is_shown_and_nothing_is_recorded(helpdesk, assistan
     assistant.status = 409
     assistant.answer = {"error": "not_active", "message": "the handoff is no longer active"}
 
-    response = await helpdesk.post(f"{ticket}/reply", data={"agent": "Grace", "text": "Hello?"})
+    response = await helpdesk.post(f"{ticket}/reply", data={"text": "Hello?"})
     assert response.status == 200
     detail = await response.text()
     assert 'class="banner error"' in detail
@@ -482,7 +562,7 @@ async def test_assistant_409_is_shown_and_nothing_is_recorded(helpdesk, assistan
     assert "banner error" not in again
     assert "Nothing yet." in again
 
-    response = await helpdesk.post(f"{ticket}/handback", data={"agent": "Grace"})
+    response = await helpdesk.post(f"{ticket}/handback")
     assert "Hand-back failed: the assistant answered 409" in await response.text()
     assert "Send reply" in await page(helpdesk, ticket)  # still open
     assert "<h2>Closed</h2>" not in await page(helpdesk, "/")
@@ -490,29 +570,30 @@ async def test_assistant_409_is_shown_and_nothing_is_recorded(helpdesk, assistan
 
 async def test_unreachable_assistant_is_shown(assistant, database_url, unused_tcp_port):
     settings = make_settings(f"http://127.0.0.1:{unused_tcp_port}")
-    async with TestClient(TestServer(create_app(settings, database_url=database_url))) as client:
+    async with TestClient(TestServer(make_app(settings, database_url))) as client:
+        await sign_in(client)
         _, answer = await request_handoff(client)
-        response = await client.post(
-            f"/tickets/{answer['ticket_id']}/join", data={"agent": "Grace"}
-        )
+        response = await client.post(f"/tickets/{answer['ticket_id']}/join")
         detail = await response.text()
-    assert "Join was not sent: could not reach the assistant" in detail
+    assert "Claim was not sent: could not reach the assistant" in detail
     assert "Grace joined" not in detail
 
 
 async def test_empty_reply_is_refused_without_sending(helpdesk, assistant):
     _, answer = await request_handoff(helpdesk)
-    response = await helpdesk.post(
-        f"/tickets/{answer['ticket_id']}/reply", data={"agent": "Grace", "text": "   "}
-    )
+    response = await helpdesk.post(f"/tickets/{answer['ticket_id']}/reply", data={"text": "   "})
     assert "Write a message first." in await response.text()
     assert assistant.received == []
 
 
-async def test_actions_need_a_name(helpdesk, assistant):
+async def test_actions_need_a_signed_in_agent(helpdesk, assistant):
     _, answer = await request_handoff(helpdesk)
-    response = await helpdesk.post(f"/tickets/{answer['ticket_id']}/join", data={"agent": " "})
-    assert "Enter your name to join." in await response.text()
+    helpdesk.session.cookie_jar.clear()
+    for action in ("join", "takeover", "reply", "handback"):
+        response = await helpdesk.post(
+            f"/tickets/{answer['ticket_id']}/{action}", data={"agent": "Grace", "text": "Hi"}
+        )
+        assert response.status == 401, action
     assert assistant.received == []
 
 
@@ -520,9 +601,7 @@ async def test_actions_on_a_closed_ticket_send_nothing(helpdesk, assistant):
     body, answer = await request_handoff(helpdesk)
     ended = handoff_ended(handoff_id=body["handoff_id"], conversation_id=body["conversation_id"])
     await deliver(helpdesk, ended)
-    response = await helpdesk.post(
-        f"/tickets/{answer['ticket_id']}/reply", data={"agent": "Grace", "text": "Hi"}
-    )
+    response = await helpdesk.post(f"/tickets/{answer['ticket_id']}/reply", data={"text": "Hi"})
     assert "This ticket is closed; nothing was sent." in await response.text()
     assert assistant.received == []
 
@@ -531,7 +610,6 @@ async def test_cross_site_form_posts_are_refused(helpdesk, assistant):
     _, answer = await request_handoff(helpdesk)
     response = await helpdesk.post(
         f"/tickets/{answer['ticket_id']}/join",
-        data={"agent": "Mallory"},
         headers={"Origin": "https://evil.example"},
     )
     assert response.status == 403
@@ -574,3 +652,34 @@ def test_wait_uses_the_mean_handling_time_of_recent_handbacks(database_url):
         assert third.data["estimated_wait_seconds"] == 180
     finally:
         engine.dispose()
+
+
+# --- presentation -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "label"),
+    [
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/126.0.0.0 Safari/537.36 Edg/126.0.0.0",
+            "Edge 126 · Windows",
+        ),
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+            "Safari 17 · iOS",
+        ),
+        ("Mozilla/5.0 (X11; Linux x86_64; rv:126.0) Gecko/20100101 Firefox/126.0", "Firefox 126 · Linux"),
+        ("Firefox 126", "Firefox 126"),  # already short: as it is
+    ],
+)
+def test_browsers_are_named_shortly(value, label):
+    assert browser_label(value) == label
+
+
+async def test_the_ticket_page_names_the_browser_and_keeps_the_user_agent(helpdesk):
+    agent_string = "Mozilla/5.0 (X11; Linux x86_64; rv:126.0) Gecko/20100101 Firefox/126.0"
+    _, answer = await request_handoff(helpdesk, channel={"name": "socketio", "browser": agent_string})
+    detail = await page(helpdesk, f"/tickets/{answer['ticket_id']}")
+    assert f'title="{agent_string}">Firefox 126 · Linux</dd>' in detail

@@ -1,0 +1,188 @@
+// The agent console's live behaviour: an event stream from the helpdesk says which ticket changed;
+// the page then fetches its changed parts (HTML rendered by the server) and swaps them in, keeping
+// whatever the agent is typing. Without JavaScript the pages still work; they just do not update.
+(function () {
+  "use strict";
+
+  var body = document.body;
+  var ticketId = body.getAttribute("data-ticket");
+  var baseTitle = document.title.replace(/^\(\d+\)\s*/, "");
+
+  function duration(seconds) {
+    seconds = Math.max(Math.floor(seconds), 0);
+    if (seconds < 60) { return seconds + " s"; }
+    var minutes = Math.floor(seconds / 60);
+    if (minutes < 60) { return minutes + " min"; }
+    var hours = Math.floor(minutes / 60);
+    minutes = minutes % 60;
+    if (hours < 24) { return minutes ? hours + " h " + minutes + " min" : hours + " h"; }
+    var days = Math.floor(hours / 24);
+    hours = hours % 24;
+    return hours ? days + " d " + hours + " h" : days + " d";
+  }
+
+  function tick() {
+    var now = Date.now();
+    var tags = document.querySelectorAll("[data-since]");
+    for (var i = 0; i < tags.length; i++) {
+      var since = Date.parse(tags[i].getAttribute("data-since"));
+      if (!isNaN(since)) { tags[i].textContent = duration((now - since) / 1000); }
+    }
+  }
+
+  function setTitle(waiting) {
+    if (ticketId) {
+      document.title = (waiting ? "(" + waiting + ") " : "") + baseTitle;
+    } else {
+      document.title = baseTitle.replace(/\(\d+ waiting\)/, "(" + waiting + " waiting)");
+    }
+  }
+
+  function ids(root, selector, attribute) {
+    var found = {};
+    var nodes = root.querySelectorAll(selector);
+    for (var i = 0; i < nodes.length; i++) { found[nodes[i].getAttribute(attribute)] = true; }
+    return found;
+  }
+
+  function markNew(root, selector, attribute, before) {
+    var nodes = root.querySelectorAll(selector);
+    for (var i = 0; i < nodes.length; i++) {
+      if (!before[nodes[i].getAttribute(attribute)]) { nodes[i].classList.add("is-new"); }
+    }
+  }
+
+  function scrollTimeline(force) {
+    var pane = document.getElementById("timeline-scroll");
+    if (!pane) { return; }
+    var nearBottom = pane.scrollHeight - pane.scrollTop - pane.clientHeight < 120;
+    if (force || nearBottom) { pane.scrollTop = pane.scrollHeight; }
+  }
+
+  // Keep the agent's unsent reply and note (and the caret) across a swap of the work area.
+  function saveDrafts(root) {
+    var saved = [];
+    var fields = root.querySelectorAll("textarea[name], input[type=text][name]");
+    for (var i = 0; i < fields.length; i++) {
+      var field = fields[i];
+      saved.push({
+        name: field.name, value: field.value, focused: document.activeElement === field,
+        start: field.selectionStart, end: field.selectionEnd
+      });
+    }
+    return saved;
+  }
+
+  function restoreDrafts(root, saved) {
+    for (var i = 0; i < saved.length; i++) {
+      var field = root.querySelector("[name='" + saved[i].name + "']");
+      if (!field) { continue; }
+      if (saved[i].value) { field.value = saved[i].value; }
+      if (saved[i].focused && !field.disabled) {
+        field.focus();
+        try { field.setSelectionRange(saved[i].start, saved[i].end); } catch (e) { /* not a text field */ }
+      }
+    }
+  }
+
+  function swap(fragments) {
+    var timelineBefore = null;
+    var rowsBefore = ids(document, "tr[data-ticket]", "data-ticket");
+    var timeline = document.querySelector("[data-fragment=timeline]");
+    if (timeline) { timelineBefore = ids(timeline, "[data-entry]", "data-entry"); }
+    Object.keys(fragments).forEach(function (name) {
+      var target = document.querySelector("[data-fragment='" + name + "']");
+      if (!target) { return; }
+      var drafts = saveDrafts(target);
+      target.innerHTML = fragments[name];
+      restoreDrafts(target, drafts);
+    });
+    markNew(document, "tr[data-ticket]", "data-ticket", rowsBefore);
+    if (timeline && timelineBefore) {
+      var entriesBefore = Object.keys(timelineBefore).length;
+      markNew(timeline, "[data-entry]", "data-entry", timelineBefore);
+      scrollTimeline(timeline.querySelectorAll("[data-entry]").length > entriesBefore);
+    }
+    tick();
+  }
+
+  var pending = null;
+  var inFlight = false;
+  var again = false;
+
+  function refresh() {
+    if (inFlight) { again = true; return; }
+    inFlight = true;
+    var url = ticketId ? "/partials/tickets/" + encodeURIComponent(ticketId) : "/partials/inbox";
+    fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (response) {
+        if (response.status === 401) {
+          window.location.href = "/login?next=" + encodeURIComponent(window.location.pathname);
+          return null;
+        }
+        return response.ok ? response.json() : null;
+      })
+      .then(function (data) {
+        if (!data) { return; }
+        swap(data.html);
+        setTitle(data.waiting);
+      })
+      .catch(function () { /* the next change or reconnect fetches again */ })
+      .then(function () {
+        inFlight = false;
+        if (again) { again = false; schedule(); }
+      });
+  }
+
+  function schedule() {
+    if (pending) { clearTimeout(pending); }
+    pending = setTimeout(function () { pending = null; refresh(); }, 120);
+  }
+
+  function connect() {
+    var status = document.getElementById("live-status");
+    if (!window.EventSource || !status) { return; }
+    status.hidden = false;
+    var label = status.querySelector(".label");
+    var wasDown = false;
+    var source = new EventSource("/events");
+    source.onopen = function () {
+      status.className = "live-status on";
+      label.textContent = "Live";
+      status.title = "New tickets and messages appear by themselves";
+      if (wasDown) { wasDown = false; schedule(); }  // catch up on what was missed
+    };
+    source.onerror = function () {
+      status.className = "live-status off";
+      label.textContent = "Reconnecting…";
+      wasDown = true;
+    };
+    source.addEventListener("ticket", schedule);
+  }
+
+  // Whole rows of the ticket tables open their ticket.
+  document.addEventListener("click", function (event) {
+    var row = event.target.closest && event.target.closest("tr[data-ticket]");
+    if (!row || event.target.closest("a, button, input, textarea")) { return; }
+    if (window.getSelection && String(window.getSelection()) !== "") { return; }
+    window.location.href = "/tickets/" + encodeURIComponent(row.getAttribute("data-ticket"));
+  });
+
+  // Ctrl+Enter (Cmd+Enter) sends the reply.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Enter" || !(event.ctrlKey || event.metaKey)) { return; }
+    var field = event.target;
+    if (field && field.name === "text" && field.form) {
+      event.preventDefault();
+      if (field.form.requestSubmit) { field.form.requestSubmit(); } else { field.form.submit(); }
+    }
+  });
+
+  if (body.getAttribute("data-live")) {
+    setTitle(document.querySelectorAll(ticketId ? ".queue-pane .since" : "tr.state-waiting").length);
+    connect();
+    tick();
+    setInterval(tick, 10000);
+    scrollTimeline(true);
+  }
+})();
