@@ -15,14 +15,21 @@ import math
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActionExecuted, ActiveLoop, ConversationPaused, EventType, SlotSet
+from rasa_sdk.events import (
+    ActionExecuted,
+    ActiveLoop,
+    ConversationPaused,
+    EventType,
+    FollowupAction,
+    SlotSet,
+)
 from rasa_sdk.executor import CollectingDispatcher
 
 from handoff.delivery import Deliverer
 from handoff.payload import build_handoff_requested, latest_customer_event
 from handoff.rules import Trigger, load_rules
 from handoff.settings import get_settings
-from handoff.store import get_store
+from handoff.store import TASK_NO_AGENT, TASK_WAIT_UPDATE, get_store
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +111,10 @@ class HandoffAction(Action, metaclass=abc.ABCMeta):
                 signals=signals,
                 lead=lead,
             )
-            handoff, outbox = store.create_handoff(payload)
+            tasks = {TASK_NO_AGENT: settings.no_agent_timeout}
+            if settings.wait_update_after < settings.no_agent_timeout:
+                tasks[TASK_WAIT_UPDATE] = settings.wait_update_after
+            handoff, outbox = store.create_handoff(payload, tasks=tasks)
         except Exception:
             logger.exception("could not record a handoff for a conversation")
             dispatcher.utter_message(response="utter_handoff_failed")
@@ -195,7 +205,13 @@ class ActionHandleFallback(HandoffAction):
 
 
 class ActionHandoffResume(Action):
-    """Runs when an agent hands the conversation back: the bot says it is back and offers help."""
+    """Runs when the bot takes the conversation back, and says what fits how the handoff ended.
+
+    An agent handed back: the bot is back and offers help. Nobody joined in time
+    (``no_agent_timeout``): it apologises and asks for a callback number or an email address
+    (``follow_up_form``). The customer gave up waiting (``customer_left``): it confirms the request
+    is cancelled.
+    """
 
     def name(self) -> str:
         return "action_handoff_resume"
@@ -203,5 +219,20 @@ class ActionHandoffResume(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        dispatcher.utter_message(response="utter_handoff_back")
+        handoff_id = tracker.get_slot("handoff_id")
+        cause = None
+        if handoff_id:
+            try:
+                handoff = get_store(get_settings().database_url).get_handoff(handoff_id)
+                cause = handoff.end_cause if handoff else None
+            except Exception:
+                logger.exception("could not read handoff %s", handoff_id)
+        if cause == "no_agent_timeout":
+            dispatcher.utter_message(response="utter_handoff_no_agent")
+            return [
+                SlotSet("handoff_id", None),
+                SlotSet("follow_up_handoff_id", handoff_id),
+                FollowupAction("follow_up_form"),
+            ]
+        dispatcher.utter_message(response="utter_handoff_cancelled" if cause == "customer_left" else "utter_handoff_back")
         return [SlotSet("handoff_id", None)]

@@ -23,8 +23,9 @@ from rasa.utils.endpoints import EndpointConfig
 
 from handoff.delivery import OutboxWorker
 from handoff.payload import is_external
+from handoff.rules import load_rules
 from handoff.settings import Settings, get_settings
-from handoff.store import HandoffStore, get_store, new_event, utc_iso
+from handoff.store import REQUESTED, TASK_RESUME, HandoffStore, get_store, new_event, utc_iso
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,18 @@ class HandoffEventBroker(EventBroker):
             intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
             if is_external(event) or intent in COMMAND_INTENTS or not event.get("text"):
                 return False
+            if handoff.state == REQUESTED and load_rules().waiting.gives_up(event["text"]):
+                # Nobody has joined yet and the customer no longer wants to wait: the bot takes
+                # the conversation back (a task, run after this turn has released its lock).
+                ended = self.store.end_and_schedule(
+                    handoff.id,
+                    "customer_left",
+                    new_event("handoff.ended", handoff.id, conversation_id, cause="customer_left"),
+                    TASK_RESUME,
+                )
+                if ended:
+                    logger.info("handoff %s ended by the assistant: customer_left", handoff.id)
+                return ended
             message = {"role": "customer", "text": event["text"], "timestamp": utc_iso(timestamp)}
             self.store.enqueue(new_event("conversation.message", handoff.id, conversation_id, message=message))
             return True

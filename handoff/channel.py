@@ -19,12 +19,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rasa.core.channels.channel import (
-    CollectingOutputChannel,
     InputChannel,
     OutputChannel,
     UserMessage,
 )
-from rasa.shared.core.events import BotUttered, ConversationResumed
+from rasa.shared.core.events import BotUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -34,27 +33,15 @@ from handoff.schemas import SchemaValidationError, validate_inbound
 from handoff.settings import get_settings
 from handoff.signing import SignatureError, verify_request
 from handoff.store import get_store
+from handoff.tasks import TaskRunner, output_channel_for, resume
 
 logger = logging.getLogger(__name__)
 
-HANDBACK_INTENT = "EXTERNAL_handback"
 JOINED_RESPONSE = "utter_handoff_agent_joined"
 
 
 def _error(status: int, message: str) -> HTTPResponse:
     return response.json({"error": message}, status=status)
-
-
-def output_channel_for(request: Request, tracker: DialogueStateTracker) -> OutputChannel:
-    """The output channel of the input channel the customer last wrote on (as Rasa's
-    ``output_channel=latest``), or a collecting one when that channel cannot take pushes."""
-    latest = tracker.get_latest_input_channel()
-    for channel in getattr(request.app.ctx, "input_channels", None) or []:
-        if channel.name() == latest:
-            output = channel.get_output_channel()
-            if output is not None:
-                return output
-    return CollectingOutputChannel()
 
 
 class HelpdeskInput(InputChannel):
@@ -78,6 +65,17 @@ class HelpdeskInput(InputChannel):
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
             return await self.handle(request)
+
+        @webhook.listener("after_server_start")
+        async def start_tasks(app: Any, _loop: Any) -> None:
+            # Durable handoff timers (no-agent timeout, wait updates): see handoff/tasks.py.
+            app.ctx.handoff_tasks = TaskRunner(app).start()
+
+        @webhook.listener("before_server_stop")
+        async def stop_tasks(app: Any, _loop: Any) -> None:
+            runner = getattr(app.ctx, "handoff_tasks", None)
+            if runner is not None:
+                await runner.stop()
 
         return webhook
 
@@ -122,13 +120,13 @@ class HelpdeskInput(InputChannel):
                 cause = handoff.end_cause if handoff else None
                 return _error(409, f"the handoff is not active (ended: {cause})")
             tracker = await agent.processor.get_tracker(conversation_id)
-            output = output_channel_for(request, tracker)
+            output = output_channel_for(request.app, tracker)
             agent_name = (body.get("agent") or {}).get("name") or "A colleague"
             kind = body["event"]
             if kind == "agent.handback":
                 if not store.end_handoff(handoff_id, "handback"):
                     return _error(409, "the handoff is not active")
-                await self._hand_back(agent, tracker, output)
+                await resume(agent, tracker, output)
             else:
                 store.mark_assigned(handoff_id, agent_name)
                 if kind == "agent.joined":
@@ -150,9 +148,3 @@ class HelpdeskInput(InputChannel):
         message = await agent.processor.nlg.generate(JOINED_RESPONSE, tracker, output.name(), agent_name=agent_name)
         text = (message or {}).get("text") or f"{agent_name} has joined the conversation."
         return BotUttered(text=text, metadata={"handoff_role": "notice", "agent_name": agent_name})
-
-    @staticmethod
-    async def _hand_back(agent: Any, tracker: DialogueStateTracker, output: OutputChannel) -> None:
-        # Resume first: trigger_intent does nothing while a conversation is paused.
-        tracker.update(ConversationResumed())
-        await agent.processor.trigger_external_user_uttered(HANDBACK_INTENT, None, tracker, output)

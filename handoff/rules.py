@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +51,17 @@ RULES_SCHEMA = {
             "properties": {
                 "max_turns": {"type": "integer", "minimum": 1},
                 "max_minutes": {"type": "number", "exclusiveMinimum": 0},
+            },
+        },
+        "waiting": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "give_up_phrases": {
+                    "type": "object",
+                    "additionalProperties": {"type": "array", "items": {"type": "string", "minLength": 2}},
+                },
+                "give_up_max_words": {"type": "integer", "minimum": 1},
             },
         },
         "triggers": {
@@ -103,6 +115,34 @@ class Timeout:
     max_minutes: float = 15.0
 
 
+def _normalise(text: str) -> str:
+    return " ".join(re.findall(r"[\w']+", text.lower()))
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """How a customer who is waiting for a person says they no longer want one."""
+
+    give_up_phrases: tuple[str, ...] = ()
+    give_up_max_words: int = 8
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> Waiting:
+        data = data or {}
+        phrases = tuple(
+            _normalise(phrase) for language in (data.get("give_up_phrases") or {}).values() for phrase in language
+        )
+        return cls(give_up_phrases=phrases, give_up_max_words=int(data.get("give_up_max_words", 8)))
+
+    def gives_up(self, text: str | None) -> bool:
+        """True for a short message that contains one of the phrases ("never mind", "laat maar")."""
+        words = _normalise(text or "")
+        if not words or len(words.split()) > self.give_up_max_words:
+            return False
+        padded = f" {words} "
+        return any(f" {phrase} " in padded for phrase in self.give_up_phrases)
+
+
 @dataclass(frozen=True)
 class HandoffRules:
     """All triggers, looked up by name or by intent, and the tuning of the signal-based ones."""
@@ -112,6 +152,7 @@ class HandoffRules:
     lead_scoring: LeadScoringConfig = field(default_factory=lambda: LeadScoringConfig.from_dict(None))
     language: LanguageConfig = field(default_factory=lambda: LanguageConfig.from_dict(None))
     timeout: Timeout = field(default_factory=Timeout)
+    waiting: Waiting = field(default_factory=Waiting)
 
     def get(self, name: str) -> Trigger:
         try:
@@ -174,7 +215,12 @@ def parse_rules(data: object, source: str = "handoff_rules.yml") -> HandoffRules
             sections[key] = config_class.from_dict(data.get(key))  # type: ignore[union-attr]
         except ValueError as exc:
             raise RulesError(f"{source}: {key}: {exc}") from exc
-    return HandoffRules(triggers, timeout=Timeout(**(data.get("timeout") or {})), **sections)  # type: ignore[union-attr]
+    return HandoffRules(
+        triggers,
+        timeout=Timeout(**(data.get("timeout") or {})),  # type: ignore[union-attr]
+        waiting=Waiting.from_dict(data.get("waiting")),  # type: ignore[union-attr]
+        **sections,
+    )
 
 
 def rules_path() -> Path:

@@ -41,6 +41,13 @@ def _float(name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _positive(name: str, default: float) -> float:
+    value = _float(name, default)
+    if value <= 0:
+        raise SettingsError(f"{name} must be more than 0, got {value:g}")
+    return value
+
+
 def _sqlite_url(filename: str) -> str:
     var_dir = Path(os.environ.get("HANDOFF_VAR_DIR") or PROJECT_ROOT / "var")
     var_dir.mkdir(parents=True, exist_ok=True)
@@ -70,6 +77,20 @@ class Settings:
     outbox_poll_interval: float
     outbox_max_attempts: int
     outbox_expiry_seconds: int
+    # The longest wait between two attempts of one delivery (exponential backoff stops growing
+    # here), so a recovered helpdesk gets everything queued within about this long.
+    retry_max_delay: float
+    # No agent joined within this many seconds: the bot takes the conversation back, apologises
+    # and offers a callback or an email ticket (durable: a task in the handoff database).
+    no_agent_timeout: float
+    # While nobody has joined, the customer hears how it goes after this many seconds (and again
+    # each time it passes).
+    wait_update_after: float
+    # After a no-agent timeout, how long the bot waits for a callback number or email address
+    # before telling the helpdesk the handoff ended without one.
+    follow_up_wait: float
+    # How often the Rasa server looks for due tasks.
+    task_poll_interval: float
 
     @property
     def is_development(self) -> bool:
@@ -114,6 +135,11 @@ def load_settings() -> Settings:
         outbox_poll_interval=_float("HANDOFF_OUTBOX_POLL_INTERVAL", 2.0),
         outbox_max_attempts=_int("HANDOFF_OUTBOX_MAX_ATTEMPTS", 50),
         outbox_expiry_seconds=_int("HANDOFF_OUTBOX_EXPIRY_SECONDS", 24 * 3600),
+        retry_max_delay=_positive("HANDOFF_RETRY_MAX_DELAY", 60.0),
+        no_agent_timeout=_positive("HANDOFF_NO_AGENT_TIMEOUT", 300.0),
+        wait_update_after=_positive("HANDOFF_WAIT_UPDATE_AFTER", 120.0),
+        follow_up_wait=_positive("HANDOFF_FOLLOW_UP_WAIT", 600.0),
+        task_poll_interval=_positive("HANDOFF_TASK_POLL_INTERVAL", 1.0),
     )
 
 

@@ -29,6 +29,12 @@ ASSIGNED = "assigned"  # an agent joined
 ENDED = "ended"  # handed back or ended by the assistant
 ACTIVE_STATES = (REQUESTED, ASSIGNED)
 
+# Scheduled task kinds (see handoff/tasks.py, which runs them in the Rasa server).
+TASK_NO_AGENT = "no_agent_timeout"  # nobody joined in time: the bot takes the conversation back
+TASK_WAIT_UPDATE = "wait_update"  # tell a waiting customer how it goes
+TASK_RESUME = "resume"  # the handoff ended without the helpdesk (customer_left): the bot takes over
+TASK_FOLLOW_UP_DEADLINE = "follow_up_deadline"  # no callback number or email came: tell the helpdesk
+
 # Outbox statuses.
 PENDING = "pending"
 DELIVERED = "delivered"
@@ -93,6 +99,41 @@ class ConversationIssueRow(Base):
     topic = sa.Column(sa.String(128), nullable=False)
     resolved = sa.Column(sa.Boolean, nullable=False, default=False)
     updated_at = sa.Column(sa.Float, nullable=False)
+
+
+class TaskRow(Base):
+    """Work the assistant must do for a handoff at a given time, kept in the database so that it
+    survives a restart (Rasa's reminders live in memory): the no-agent timeout, the wait update,
+    resuming a conversation the customer left, the deadline for a follow-up detail."""
+
+    __tablename__ = "handoff_tasks"
+
+    id = sa.Column(sa.String(36), primary_key=True)
+    handoff_id = sa.Column(sa.String(36), nullable=False, index=True)
+    conversation_id = sa.Column(sa.String(255), nullable=False)
+    kind = sa.Column(sa.String(32), nullable=False)
+    due_at = sa.Column(sa.Float, nullable=False, index=True)
+    lease_until = sa.Column(sa.Float)
+    done_at = sa.Column(sa.Float, index=True)
+    created_at = sa.Column(sa.Float, nullable=False)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A snapshot of one scheduled task."""
+
+    id: str
+    handoff_id: str
+    conversation_id: str
+    kind: str
+    due_at: float
+    lease_until: float | None
+    done_at: float | None
+    created_at: float
+
+    @classmethod
+    def from_row(cls, row: TaskRow) -> Task:
+        return cls(**{c.name: getattr(row, c.name) for c in TaskRow.__table__.columns})
 
 
 @dataclass(frozen=True)
@@ -216,8 +257,14 @@ class HandoffStore:
 
     # -- handoffs ---------------------------------------------------------------------------
 
-    def create_handoff(self, payload: dict, now: float | None = None) -> tuple[Handoff, OutboxEvent]:
-        """Record a new handoff from its ``handoff.requested`` payload and queue that payload."""
+    def create_handoff(
+        self, payload: dict, now: float | None = None, tasks: dict[str, float] | None = None
+    ) -> tuple[Handoff, OutboxEvent]:
+        """Record a new handoff from its ``handoff.requested`` payload and queue that payload.
+
+        ``tasks`` maps task kinds to seconds from now (e.g. the no-agent timeout); they are
+        scheduled in the same transaction.
+        """
         now = time.time() if now is None else now
         row = HandoffRow(
             id=payload["handoff_id"],
@@ -233,6 +280,8 @@ class HandoffStore:
         with self.session() as session:
             session.add(row)
             outbox = self._add_outbox(session, payload, now)
+            for kind, delay in (tasks or {}).items():
+                self._add_task(session, payload["handoff_id"], payload["conversation_id"], kind, now + delay, now)
         return Handoff.from_row(row), OutboxEvent.from_row(outbox)
 
     def get_handoff(self, handoff_id: str) -> Handoff | None:
@@ -448,6 +497,129 @@ class HandoffStore:
         with self.session() as session:
             session.query(OutboxRow).filter(OutboxRow.event_id == event_id).update(
                 values, synchronize_session=False
+            )
+
+    def has_event(self, handoff_id: str, event_type: str) -> bool:
+        """Whether a message of this type was ever queued for the handoff."""
+        with self.session() as session:
+            query = session.query(OutboxRow.seq).filter(
+                OutboxRow.handoff_id == handoff_id, OutboxRow.event_type == event_type
+            )
+            return session.query(query.exists()).scalar()
+
+    def enqueue_once(self, body: dict) -> bool:
+        """Queue ``body`` unless a message of its type was already queued for its handoff."""
+        with self.session() as session:
+            exists = (
+                session.query(OutboxRow.seq)
+                .filter(OutboxRow.handoff_id == body["handoff_id"], OutboxRow.event_type == body["event"])
+                .first()
+            )
+            if exists is not None:
+                return False
+            self._add_outbox(session, body, time.time())
+            return True
+
+    # -- scheduled tasks -----------------------------------------------------------------------
+
+    @staticmethod
+    def _add_task(
+        session: Session, handoff_id: str, conversation_id: str, kind: str, due_at: float, now: float
+    ) -> TaskRow:
+        row = TaskRow(
+            id=str(uuid.uuid4()),
+            handoff_id=handoff_id,
+            conversation_id=conversation_id,
+            kind=kind,
+            due_at=due_at,
+            created_at=now,
+        )
+        session.add(row)
+        return row
+
+    def schedule(self, handoff_id: str, conversation_id: str, kind: str, delay: float) -> Task:
+        """Schedule a task ``delay`` seconds from now."""
+        now = time.time()
+        with self.session() as session:
+            row = self._add_task(session, handoff_id, conversation_id, kind, now + delay, now)
+            session.flush()
+            return Task.from_row(row)
+
+    def end_and_schedule(self, handoff_id: str, cause: str, body: dict, kind: str) -> bool:
+        """End the handoff, queue ``body`` and schedule a task due now, in one transaction;
+        False if the handoff had already ended."""
+        now = time.time()
+        with self.session() as session:
+            updated = (
+                session.query(HandoffRow)
+                .filter(HandoffRow.id == handoff_id, HandoffRow.state.in_(ACTIVE_STATES))
+                .update(
+                    {"state": ENDED, "end_cause": cause, "ended_at": now, "updated_at": now},
+                    synchronize_session=False,
+                )
+            )
+            if updated != 1:
+                return False
+            self._add_outbox(session, body, now)
+            self._add_task(session, handoff_id, body["conversation_id"], kind, now, now)
+            return True
+
+    def due_tasks(self, now: float | None = None, limit: int = 100) -> list[Task]:
+        """Tasks that are due, not done and not leased by another worker, oldest first."""
+        now = time.time() if now is None else now
+        with self.session() as session:
+            rows = (
+                session.query(TaskRow)
+                .filter(TaskRow.done_at.is_(None), TaskRow.due_at <= now)
+                .filter(sa.or_(TaskRow.lease_until.is_(None), TaskRow.lease_until < now))
+                .order_by(TaskRow.due_at)
+                .limit(limit)
+            )
+            return [Task.from_row(r) for r in rows]
+
+    def claim_task(self, task_id: str, lease_seconds: float, now: float | None = None) -> Task | None:
+        """Take the lease on a due task so no other process runs it meanwhile."""
+        now = time.time() if now is None else now
+        with self.session() as session:
+            updated = (
+                session.query(TaskRow)
+                .filter(TaskRow.id == task_id, TaskRow.done_at.is_(None))
+                .filter(sa.or_(TaskRow.lease_until.is_(None), TaskRow.lease_until < now))
+                .update({"lease_until": now + lease_seconds}, synchronize_session=False)
+            )
+            if updated != 1:
+                return None
+            return Task.from_row(session.get(TaskRow, task_id))
+
+    def complete_task(self, task_id: str) -> None:
+        with self.session() as session:
+            session.query(TaskRow).filter(TaskRow.id == task_id).update(
+                {"done_at": time.time(), "lease_until": None}, synchronize_session=False
+            )
+
+    def release_task(self, task_id: str, retry_in: float) -> None:
+        """Give a task that failed another go later."""
+        with self.session() as session:
+            session.query(TaskRow).filter(TaskRow.id == task_id).update(
+                {"lease_until": None, "due_at": time.time() + retry_in}, synchronize_session=False
+            )
+
+    def tasks(self, handoff_id: str) -> list[Task]:
+        with self.session() as session:
+            rows = session.query(TaskRow).filter(TaskRow.handoff_id == handoff_id).order_by(TaskRow.due_at)
+            return [Task.from_row(r) for r in rows]
+
+    def waiting_ahead(self, handoff: Handoff) -> int:
+        """How many handoffs of the same queue still wait for an agent and were requested earlier."""
+        with self.session() as session:
+            return (
+                session.query(HandoffRow)
+                .filter(
+                    HandoffRow.queue == handoff.queue,
+                    HandoffRow.state == REQUESTED,
+                    HandoffRow.created_at < handoff.created_at,
+                )
+                .count()
             )
 
     # -- conversation issues (repeat contacts) ---------------------------------------------------

@@ -176,6 +176,17 @@ class TicketStore:
             ticket.closed_at = utcnow()
             ticket.close_cause = cause
         session.add(TicketEntry(ticket=ticket, kind="ended", text=cause))
+        follow_up = body.get("follow_up")
+        if isinstance(follow_up, dict):
+            # No agent came in time and the customer left a way to reach them.
+            if follow_up.get("method") == "callback" and follow_up.get("phone"):
+                text = f"Call the customer back on {follow_up['phone']}."
+            elif follow_up.get("method") == "email" and follow_up.get("email"):
+                text = f"Answer the customer by email at {follow_up['email']}."
+            else:
+                text = None
+            if text:
+                session.add(TicketEntry(ticket=ticket, kind="follow_up", text=text))
         return WebhookResult(
             200, _json({"ticket_id": ticket.ticket_id}), ticket_id=ticket.ticket_id
         )
