@@ -13,10 +13,15 @@ from tests.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
+#: Long enough for the agent of the first test to claim in time, short enough to wait out.
+NO_AGENT_TIMEOUT = 25
+
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    running = Stack(tmp_path_factory.mktemp("inbox"), with_helpdesk=True).start()
+    running = Stack(
+        tmp_path_factory.mktemp("inbox"), with_helpdesk=True, HANDOFF_NO_AGENT_TIMEOUT=str(NO_AGENT_TIMEOUT), HANDOFF_TASK_POLL_INTERVAL="0.3"
+    ).start()
     yield running
     running.stop()
 
@@ -91,3 +96,39 @@ def test_agent_works_a_handoff_from_the_inbox(stack, agent):
     # Handing back twice is refused visibly instead of pretending.
     again = agent.post(f"{stack.helpdesk_url}/tickets/{ticket_id}/handback", data={}, timeout=30)
     assert again.status_code == 200 and "This ticket is closed; nothing was sent." in again.text
+
+
+def ticket_of(agent, stack, sender):
+    """The ticket id of the conversation's newest handoff, from the 'all tickets' list."""
+    def find():
+        for ticket_id in re.findall(r"/tickets/(HD-[0-9A-F]+)", page(agent, stack)):
+            if sender in page(agent, stack, f"/tickets/{ticket_id}"):
+                return ticket_id
+        return None
+
+    return eventually(find)
+
+
+def test_a_restart_during_the_handoff_closes_the_ticket_on_the_console(stack, agent):
+    sender = f"restart-{uuid.uuid4().hex[:8]}"
+    stack.say(sender, "I want to talk to a person")
+    ticket_id = ticket_of(agent, stack, sender)
+    assert ticket_id
+
+    stack.say(sender, "/restart")
+    assert eventually(lambda: "the customer restarted the conversation" in page(agent, stack, f"/tickets/{ticket_id}"))
+    # Replying or handing back now sends nothing and says why.
+    answer = agent.post(f"{stack.helpdesk_url}/tickets/{ticket_id}/reply", data={"text": "Hello?"}, timeout=30)
+    assert answer.status_code == 200 and "This ticket is closed; nothing was sent." in answer.text
+    assert not [e for e in stack.tracker(sender)["events"] if (e.get("metadata") or {}).get("handoff_role") == "agent"]
+
+
+def test_no_agent_in_time_the_console_shows_how_to_follow_up(stack, agent):
+    sender = f"noagent-{uuid.uuid4().hex[:8]}"
+    stack.say(sender, "I want to talk to a person")
+    ticket_id = ticket_of(agent, stack, sender)
+    assert ticket_id
+    assert eventually(lambda: stack.tracker(sender)["paused"] is False, timeout=NO_AGENT_TIMEOUT + 20)
+    assert "answer your question by email" in " ".join(m.get("text", "") for m in stack.say(sender, "anna@example.com")).lower()
+    ticket = eventually(lambda: (p := page(agent, stack, f"/tickets/{ticket_id}")) and "Answer the customer by email at anna@example.com" in p and p)
+    assert ticket and "no agent joined in time" in ticket
