@@ -39,6 +39,9 @@ NOT_A_TOPIC = {
     "request_human",
     "express_frustration",
     "mention_previous_contact",
+    # Commands to Rasa rather than questions.
+    "session_start",
+    "restart",
 }
 RESOLVING_INTENTS = {"thank", "goodbye"}
 REPEAT_CONTACT_WINDOW_SECONDS = 14 * 24 * 3600
@@ -89,6 +92,9 @@ class ActionAssessTurn(Action):
             "escalation_trigger": trigger.name if trigger else None,
             "escalation_signals": signals or None,
         }
+        if latest_bot_action(tracker) == OFFER_ACTION:
+            # The customer answers an offer: a yes hands off with the signals that led to it.
+            del wanted["escalation_signals"]
         for slot, value in wanted.items():
             if tracker.get_slot(slot) != value:
                 events.append(SlotSet(slot, value))

@@ -1,7 +1,9 @@
-"""Waiting for a person, end to end: wait updates, no agent in time, giving up, and a restart.
+"""Time in a conversation, end to end: wait updates, no agent in time, giving up, a restart, a
+conversation that drags on, and a customer back about an unresolved issue.
 
 The timers are the durable tasks of handoff/tasks.py; here they run with seconds instead of
-minutes (HANDOFF_NO_AGENT_TIMEOUT and friends).
+minutes (HANDOFF_NO_AGENT_TIMEOUT and friends), and the conversation timeout of handoff_rules.yml
+after a few turns instead of twelve.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import time
 import uuid
 
 import pytest
+import yaml
 
+from handoff.settings import PROJECT_ROOT
 from tests.stack import Stack
 from tests.support import Receiver, helpdesk_event
 
@@ -19,6 +23,17 @@ pytestmark = pytest.mark.e2e
 NO_AGENT_TIMEOUT = 8
 WAIT_UPDATE_AFTER = 4
 FOLLOW_UP_WAIT = 5
+MAX_TURNS = 5
+
+
+@pytest.fixture(scope="module")
+def rules_path(tmp_path_factory):
+    """The project's handoff_rules.yml with a shorter conversation timeout."""
+    rules = yaml.safe_load((PROJECT_ROOT / "handoff_rules.yml").read_text())
+    rules["timeout"]["max_turns"] = MAX_TURNS
+    path = tmp_path_factory.mktemp("rules") / "handoff_rules.yml"
+    path.write_text(yaml.safe_dump(rules, allow_unicode=True))
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +44,11 @@ def helpdesk():
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, helpdesk):
+def stack(tmp_path_factory, helpdesk, rules_path):
     running = Stack(
         tmp_path_factory.mktemp("waiting"),
         webhook_url=helpdesk.url,
+        HANDOFF_RULES_PATH=str(rules_path),
         HANDOFF_NO_AGENT_TIMEOUT=str(NO_AGENT_TIMEOUT),
         HANDOFF_WAIT_UPDATE_AFTER=str(WAIT_UPDATE_AFTER),
         HANDOFF_FOLLOW_UP_WAIT=str(FOLLOW_UP_WAIT),
@@ -130,6 +146,37 @@ def test_a_customer_who_gives_up_waiting_gets_the_bot_back(stack, helpdesk):
     handback = stack.helpdesk_event(helpdesk_event("agent.handback", requested["handoff_id"], sender))
     assert handback.status_code == 409
     assert "deliver" in said(stack.say(sender, "how long does delivery take?"))
+
+
+def test_a_conversation_that_drags_on_offers_a_person(stack, helpdesk):
+    sender = f"long-{uuid.uuid4().hex[:8]}"
+    questions = [
+        "hi",
+        "what are your opening hours?",
+        "how long does delivery take?",
+        "which payment methods do you accept?",
+    ]
+    for question in questions:
+        assert "colleague" not in said(stack.say(sender, question))
+    offer = said(stack.say(sender, "where is my order?"))  # the fifth message
+    assert "we've been at this for a while" in offer and "colleague" in offer
+    stack.say(sender, "yes please")
+    [requested] = helpdesk.wait_for("handoff.requested", sender)
+    assert requested["reason"] == "timeout" and "many_turns" in requested["trigger"]["signals"]
+
+
+def test_a_customer_back_about_an_unresolved_issue_is_offered_a_person(stack, helpdesk):
+    sender = f"again-{uuid.uuid4().hex[:8]}"
+    assert said(stack.say(sender, "where is my order?"))
+    # They leave without the matter settled, and come back in a new session about the same thing.
+    stack.say(sender, "/session_start")
+    offer = said(stack.say(sender, "where is my order?"))
+    assert "contacted us about this before" in offer
+    stack.say(sender, "yes")
+    [requested] = helpdesk.wait_for("handoff.requested", sender)
+    assert requested["reason"] == "repeat_contact" and requested["trigger"]["signals"] == ["same_unresolved_issue"]
+    # The transcript is the current session; the reason tells the agent there was an earlier one.
+    assert [t["text"] for t in requested["transcript"] if t["role"] == "customer"] == ["where is my order?", "yes"]
 
 
 def test_the_no_agent_timeout_survives_a_restart(stack, helpdesk):

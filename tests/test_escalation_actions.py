@@ -73,6 +73,21 @@ async def test_no_new_signal_while_answering_a_form_or_an_offer():
     assert slots(events).get("escalation") is None
 
 
+async def test_answering_an_offer_keeps_the_signals_that_led_to_it():
+    offered = [user("where is it", "ask_order_status", 100), action("action_offer_handoff"), bot("Shall I?"), user("yes", "affirm", 101)]
+    events, _ = await run(ActionAssessTurn, tracker(offered, escalation_signals=["many_turns"], escalation="offer"))
+    assert "escalation_signals" not in slots(events)
+    assert slots(events)["escalation"] is None
+
+
+async def test_a_restart_or_new_session_command_is_not_a_topic(store):
+    await run(ActionAssessTurn, tracker([user("where is my order?", "ask_order_status", time.time())], sender="cmd-1"))
+    await run(ActionAssessTurn, tracker([user("/session_start", "session_start", time.time())], sender="cmd-1"))
+    again = [{"event": "session_started", "timestamp": time.time()}, user("where is my order?", "ask_order_status", time.time())]
+    events, _ = await run(ActionAssessTurn, tracker(again, sender="cmd-1"))
+    assert slots(events)["escalation_trigger"] == "repeat_contact"
+
+
 async def test_a_declined_trigger_is_not_offered_again_this_session():
     history = [user("hi", "greet", 99), bot("hello"), user("this doesn't help", "express_frustration", 101)]
     events, _ = await run(ActionAssessTurn, tracker(history, handoff_declined=["frustration"]))
