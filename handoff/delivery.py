@@ -24,7 +24,7 @@ from handoff.store import EXPIRED, REJECTED, HandoffStore, OutboxEvent
 logger = logging.getLogger(__name__)
 
 BACKOFF_BASE_SECONDS = 1.0
-BACKOFF_CAP_SECONDS = 60.0
+BACKOFF_CAP_SECONDS = 60.0  # the default of HANDOFF_RETRY_MAX_DELAY
 # Answers that retrying the same bytes cannot fix.
 PERMANENT_STATUSES = {400, 404, 410, 413, 422}
 
@@ -106,7 +106,8 @@ class Deliverer:
             final = REJECTED
         elif attempts >= self.settings.outbox_max_attempts or now - entry.created_at > self.settings.outbox_expiry_seconds:
             final = EXPIRED
-        self.store.mark_failed(entry.event_id, error, now + backoff_delay(attempts), final_status=final)
+        delay = backoff_delay(attempts, cap=self.settings.retry_max_delay)
+        self.store.mark_failed(entry.event_id, error, now + delay, final_status=final)
         log = logger.error if final else logger.warning
         log(
             "delivery of %s %s failed (attempt %d%s): %s",

@@ -80,9 +80,11 @@ class Stack:
         self.with_helpdesk = with_helpdesk
         self.with_webchat = with_webchat
         self.processes: dict[str, subprocess.Popen] = {}
+        self.commands: dict[str, tuple[str, ...]] = {}  # how each process was started (for restart)
 
-    def _spawn(self, name: str, *args: str) -> None:
-        log = open(self.workdir / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+    def _spawn(self, name: str, *args: str, append_log: bool = False) -> None:
+        log = open(self.workdir / f"{name}.log", "ab" if append_log else "wb")  # noqa: SIM115 - closed with the process
+        self.commands[name] = args
         self.processes[name] = subprocess.Popen(
             args, cwd=PROJECT_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -136,6 +138,47 @@ class Stack:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, 9)
+
+    def health_url(self, name: str) -> str:
+        """The URL that answers 200 once process ``name`` is ready (as ``start`` waits for)."""
+        return {
+            "rasa": f"{self.rasa_url}/status",
+            "actions": f"http://127.0.0.1:{self.actions_port}/health",
+            "helpdesk": f"{self.helpdesk_url}/health",
+            "webchat": f"{self.webchat_url}/health",
+        }[name]
+
+    def kill(self, name: str, sig: int = 9) -> int | None:
+        """Send ``sig`` (default SIGKILL: no shutdown code runs) to process ``name`` and its group;
+        wait for it to end and return its exit code."""
+        process = self.processes[name]
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            pass
+        return process.wait(timeout=30)
+
+    def restart(self, name: str, timeout: float = 240) -> float:
+        """Start process ``name`` again with the same command, ports and environment (after
+        :meth:`kill`); wait for its health URL and return how many seconds that took."""
+        if self.processes[name].poll() is None:
+            raise RuntimeError(f"{name} is still running: kill it first")
+        started = time.monotonic()
+        with open(self.workdir / f"{name}.log", "ab") as log:
+            log.write(f"\n===== restarted {name} =====\n".encode())
+        self._spawn(name, *self.commands[name], append_log=True)
+        url = self.health_url(name)
+        while True:
+            if self.processes[name].poll() is not None:
+                raise RuntimeError(f"{name} exited early after a restart:\n{self.log(name)}")
+            try:
+                if requests.get(url, timeout=2).status_code == 200:
+                    return time.monotonic() - started
+            except requests.RequestException:
+                pass
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"{name} not ready {timeout} s after a restart:\n{self.log(name)}")
+            time.sleep(0.5)
 
     # -- talking to it like a channel does -------------------------------------------------------
 

@@ -76,3 +76,21 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap():
         delays = [backoff_delay(attempts) for _ in range(50)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays)
         assert len(set(delays)) > 1
+
+
+async def test_retry_max_delay_caps_the_wait_before_the_next_attempt(receiver, monkeypatch, store):
+    from handoff.settings import load_settings
+
+    receiver.status = 503
+    for cap in (2.0, 60.0):
+        monkeypatch.setenv("HANDOFF_RETRY_MAX_DELAY", str(cap))
+        capped = load_settings()
+        _, outbox = queue_handoff(store, f"cap-{cap}")
+        for _ in range(9):  # nine failures already: uncapped, the tenth would wait 256-512 s
+            store.mark_failed(outbox.event_id, "down", next_attempt_at=0)
+        before = time.time()
+        assert not (await Deliverer(store, capped).deliver(outbox.event_id)).delivered
+        after = time.time()
+        entry = store.get_event(outbox.event_id)
+        assert entry.attempts == 10
+        assert before + cap / 2 <= entry.next_attempt_at <= after + cap

@@ -32,3 +32,14 @@ def test_bad_numbers_are_named(monkeypatch):
     monkeypatch.setenv("RASA_PORT", "five")
     with pytest.raises(SettingsError, match="RASA_PORT"):
         load_settings()
+
+
+def test_retry_max_delay_defaults_to_a_minute_and_must_be_positive(monkeypatch):
+    monkeypatch.delenv("HANDOFF_RETRY_MAX_DELAY", raising=False)
+    assert load_settings().retry_max_delay == 60.0
+    monkeypatch.setenv("HANDOFF_RETRY_MAX_DELAY", "2.5")
+    assert load_settings().retry_max_delay == 2.5
+    for bad in ("0", "-1"):
+        monkeypatch.setenv("HANDOFF_RETRY_MAX_DELAY", bad)
+        with pytest.raises(SettingsError, match="HANDOFF_RETRY_MAX_DELAY must be more than 0"):
+            load_settings()
