@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,12 +26,14 @@ from rasa.core.channels.channel import (
 )
 from rasa.shared.core.events import BotUttered
 from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.exceptions import RasaException
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from handoff.schemas import SchemaValidationError, validate_inbound
-from handoff.settings import get_settings
+from handoff import limits
+from handoff.schemas import validate_inbound
+from handoff.settings import SettingsError, get_settings
 from handoff.signing import SignatureError, verify_request
 from handoff.store import get_store
 from handoff.tasks import TaskRunner, output_channel_for, resume
@@ -39,9 +42,91 @@ logger = logging.getLogger(__name__)
 
 JOINED_RESPONSE = "utter_handoff_agent_joined"
 
+# The schema's "uuid" format lets through forms Python's uuid module reads (extra dashes, ...);
+# ids are stored and compared as text, so only the canonical 36 characters are taken.
+_CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+class HandoffSettingsError(RasaException):
+    """The handoff settings are unusable (e.g. the development secret outside development)."""
+
+
+class BodyTooLarge(Exception):
+    """A request body is larger than the configured limit."""
+
 
 def _error(status: int, message: str) -> HTTPResponse:
     return response.json({"error": message}, status=status)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw request body, read in chunks; :class:`BodyTooLarge` past ``limit`` bytes.
+
+    The route streams, so an oversized body (announced by Content-Length, or sent chunked without
+    one) is refused without being held in memory first.
+    """
+    declared = (request.headers.get("content-length") or "").strip()
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    stream = getattr(request, "stream", None)
+    if stream is None or not hasattr(stream, "read"):  # a buffered request (e.g. a test client)
+        raw = request.body or b""
+        if len(raw) > limit:
+            raise BodyTooLarge
+        return raw
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await stream.read()
+        if chunk is None:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+
+
+def unstorable_text(value: Any) -> bool:
+    """True when a string anywhere in ``value`` holds a lone surrogate or a NUL character.
+
+    JSON escapes can carry both (``\\ud800``, ``\\u0000``); neither is text that a tracker store
+    (PostgreSQL in particular), a channel or the helpdesk can keep faithfully.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    """Decode, parse and check a helpdesk event; a :class:`ValueError` says what is wrong."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError("body is not valid JSON: it is not UTF-8 text") from exc
+    try:
+        body = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ValueError("body is not valid JSON") from exc
+    body = validate_inbound(body)  # SchemaValidationError is a ValueError
+    for name in ("event_id", "handoff_id"):
+        if not _CANONICAL_UUID.fullmatch(body[name]):
+            raise ValueError(f"{body['event']}: at {name}: not a UUID in its 36-character form")
+    if unstorable_text(body):
+        raise ValueError(f"{body['event']}: a string holds a NUL character or a lone surrogate")
+    return body
 
 
 class HelpdeskInput(InputChannel):
@@ -53,6 +138,12 @@ class HelpdeskInput(InputChannel):
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
+        # Read the settings now, so the server refuses to start (before it loads the model) with
+        # a clear message, e.g. without HELPDESK_SECRET outside development.
+        try:
+            get_settings()
+        except SettingsError as exc:
+            raise HandoffSettingsError(str(exc)) from None
         return cls()
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
@@ -62,9 +153,18 @@ class HelpdeskInput(InputChannel):
         async def health(_: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
 
-        @webhook.route("/webhook", methods=["POST"])
+        @webhook.route("/webhook", methods=["POST"], stream=True)
         async def receive(request: Request) -> HTTPResponse:
             return await self.handle(request)
+
+        @webhook.listener("main_process_start")
+        async def add_limits(app: Any, _loop: Any) -> None:
+            # Limits on customers' messages for the whole server: see handoff/limits.py.
+            limits.install(app, get_settings())
+
+        @webhook.listener("before_server_start")
+        async def limit_socketio(app: Any, _loop: Any) -> None:
+            limits.limit_socketio(getattr(app.ctx, "input_channels", None), get_settings())
 
         @webhook.listener("after_server_start")
         async def start_tasks(app: Any, _loop: Any) -> None:
@@ -81,8 +181,9 @@ class HelpdeskInput(InputChannel):
 
     async def handle(self, request: Request) -> HTTPResponse:
         settings = get_settings()
-        raw = request.body or b""
-        if len(raw) > settings.max_body_bytes:
+        try:
+            raw = await read_body(request, settings.max_body_bytes)
+        except BodyTooLarge:
             return _error(413, f"body larger than {settings.max_body_bytes} bytes")
         try:
             verify_request(settings.secret, request.headers, raw, settings.signature_tolerance)
@@ -90,12 +191,8 @@ class HelpdeskInput(InputChannel):
             logger.warning("helpdesk event refused: %s", exc)
             return _error(401, str(exc))
         try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            return _error(400, "body is not valid JSON")
-        try:
-            body = validate_inbound(body)
-        except SchemaValidationError as exc:
+            body = parse_body(raw)
+        except ValueError as exc:  # SchemaValidationError included
             return _error(400, str(exc))
 
         store = get_store(settings.database_url)

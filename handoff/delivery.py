@@ -115,7 +115,9 @@ class Deliverer:
             entry.event_id,
             attempts,
             f", {final}" if final else ", will retry",
-            error,
+            # The helpdesk's answer can quote the message (customer data): it is kept with the
+            # outbox entry (`make outbox`); the log says only the status.
+            error if status is None else f"HTTP {status}",
         )
 
 

@@ -91,6 +91,11 @@ class Settings:
     follow_up_wait: float
     # How often the Rasa server looks for due tasks.
     task_poll_interval: float
+    # A customer's message on the Rasa server (handoff/limits.py): the body of a channel webhook
+    # (REST, ...) and a socket.io packet in bytes, and the text in characters. NLU time grows with
+    # the text: a 100 kB message would hold the server for seconds.
+    max_message_bytes: int = 16 * 1024
+    max_message_chars: int = 5000
 
     @property
     def is_development(self) -> bool:
@@ -140,6 +145,8 @@ def load_settings() -> Settings:
         wait_update_after=_positive("HANDOFF_WAIT_UPDATE_AFTER", 120.0),
         follow_up_wait=_positive("HANDOFF_FOLLOW_UP_WAIT", 600.0),
         task_poll_interval=_positive("HANDOFF_TASK_POLL_INTERVAL", 1.0),
+        max_message_bytes=_int("HANDOFF_MAX_MESSAGE_BYTES", 16 * 1024),
+        max_message_chars=_int("HANDOFF_MAX_MESSAGE_CHARS", 5000),
     )
 
 

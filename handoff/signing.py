@@ -64,7 +64,8 @@ def verify_request(
     signature = _header(headers, SIGNATURE_HEADER)
     if not timestamp or not signature:
         raise SignatureError("missing X-Handoff-Timestamp or X-Handoff-Signature header")
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    # isdigit() alone also takes other scripts' digits and superscripts ("١٢", "²").
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         raise SignatureError("X-Handoff-Timestamp must be Unix time in whole seconds")
     current = time.time() if now is None else now
     if abs(current - int(timestamp)) > tolerance:

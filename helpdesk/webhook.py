@@ -89,7 +89,16 @@ async def handle_webhook(request: web.Request) -> web.Response:
     try:
         validate_outbound(body)
     except SchemaValidationError as exc:
-        logger.warning("rejected a webhook body: %s", exc)
+        # The problems can quote the body's values (customer data): the answer says them, the log
+        # line only names the event.
+        event = body.get("event") if isinstance(body, dict) else None
+        handoff = body.get("handoff_id") if isinstance(body, dict) else None
+        logger.warning(
+            "rejected a webhook body (%s, handoff=%s): %d problem(s), answered 400",
+            event if isinstance(event, str) and len(event) <= 40 else "no known event",
+            handoff if isinstance(handoff, str) and len(handoff) <= 40 else "-",
+            len(exc.problems),
+        )
         return _error(400, "invalid_body", str(exc))
 
     delivery = request.headers.get(DELIVERY_HEADER)

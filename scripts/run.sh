@@ -9,6 +9,13 @@ export PYTHONUNBUFFERED=1 SQLALCHEMY_SILENCE_UBER_WARNING=1 TF_CPP_MIN_LOG_LEVEL
 mkdir -p var
 bin=.venv/bin
 model="${RASA_MODEL:-models/handoff.tar.gz}"
+# The HTTP API (--enable-api) reads and changes every conversation: outside development it needs a
+# token. RASA_TOKEN is the older name of RASA_AUTH_TOKEN.
+rasa_token="${RASA_AUTH_TOKEN:-${RASA_TOKEN:-}}"
+env_name="$(echo "${HANDOFF_ENV:-development}" | tr '[:upper:]' '[:lower:]' | xargs)"
+case "$env_name" in development|dev|test) ;; *)
+  [ -n "$rasa_token" ] || { echo "HANDOFF_ENV=$env_name but RASA_AUTH_TOKEN is not set: the Rasa HTTP API would be open to anyone who reaches port $RASA_PORT. Set RASA_AUTH_TOKEN to a long random value (python3 -c 'import secrets; print(secrets.token_hex(32))')." >&2; exit 1; } ;;
+esac
 [ -f "$model" ] || { echo "No trained model at $model: run 'make run' (it trains first)." >&2; exit 1; }
 
 pids=()
@@ -36,12 +43,12 @@ else
 fi
 start webchat "$bin/python" -m webchat
 auth=()
-[ -n "${RASA_TOKEN:-}" ] && auth=(--auth-token "$RASA_TOKEN")
+[ -n "$rasa_token" ] && auth=(--auth-token "$rasa_token")
 start rasa "$bin/rasa" run --enable-api "${auth[@]}" --cors "*" --interface "${RASA_HOST:-127.0.0.1}" --port "$RASA_PORT" \
   --model "$model" --credentials credentials.yml --endpoints endpoints.yml
 
 start=$(date +%s)
-until curl -fs "http://127.0.0.1:$RASA_PORT/status" ${RASA_TOKEN:+-G --data-urlencode "token=$RASA_TOKEN"} >/dev/null 2>&1; do
+until curl -fs "http://127.0.0.1:$RASA_PORT/status" ${rasa_token:+-G --data-urlencode "token=$rasa_token"} >/dev/null 2>&1; do
   sleep 1
   if [ $(( $(date +%s) - start )) -gt 300 ]; then echo "==> Rasa did not become ready in 300 s" >&2; break; fi
 done

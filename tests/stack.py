@@ -38,11 +38,16 @@ class Stack:
         with_webchat: bool = False,
         helpdesk_agents: str = HELPDESK_AGENTS,
         model: Path = MODEL,
+        rasa_auth_token: str | None = None,
         **env: str,
     ) -> None:
         if not model.exists():
             raise RuntimeError(f"no trained model at {model}: run `make train` first")
         self.model = model
+        # With a token, Rasa's HTTP API (/status, /conversations/...) wants it as ?token=.
+        self.rasa_auth_token = rasa_auth_token
+        self.api_params = {"token": rasa_auth_token} if rasa_auth_token else {}
+        self._token_query = f"?token={rasa_auth_token}" if rasa_auth_token else ""
         self.workdir = workdir
         self.rasa_port, self.actions_port, self.helpdesk_port = free_port(), free_port(), free_port()
         self.rasa_url = f"http://127.0.0.1:{self.rasa_port}"
@@ -99,8 +104,9 @@ class Stack:
         self._spawn(
             "rasa", str(BIN / "rasa"), "run", "--enable-api", "--interface", "127.0.0.1", "--port", str(self.rasa_port),
             "--model", str(self.model), "--credentials", "credentials.yml", "--endpoints", str(self.endpoints),
+            *(("--auth-token", self.rasa_auth_token) if self.rasa_auth_token else ()),
         )
-        checks = {"rasa": f"{self.rasa_url}/status", "actions": f"http://127.0.0.1:{self.actions_port}/health"}
+        checks = {"rasa": f"{self.rasa_url}/status{self._token_query}", "actions": f"http://127.0.0.1:{self.actions_port}/health"}
         if self.with_helpdesk:
             checks["helpdesk"] = f"{self.helpdesk_url}/health"
         if self.with_webchat:
@@ -142,7 +148,7 @@ class Stack:
     def health_url(self, name: str) -> str:
         """The URL that answers 200 once process ``name`` is ready (as ``start`` waits for)."""
         return {
-            "rasa": f"{self.rasa_url}/status",
+            "rasa": f"{self.rasa_url}/status{self._token_query}",
             "actions": f"http://127.0.0.1:{self.actions_port}/health",
             "helpdesk": f"{self.helpdesk_url}/health",
             "webchat": f"{self.webchat_url}/health",
@@ -191,7 +197,7 @@ class Stack:
         return answer.json()
 
     def tracker(self, sender: str) -> dict[str, Any]:
-        answer = requests.get(f"{self.rasa_url}/conversations/{sender}/tracker", timeout=30)
+        answer = requests.get(f"{self.rasa_url}/conversations/{sender}/tracker", params=self.api_params, timeout=30)
         answer.raise_for_status()
         return answer.json()
 
