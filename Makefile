@@ -16,7 +16,7 @@ export RASA_TELEMETRY_ENABLED := false
 # Rasa 3.6 and its dependencies print pages of deprecation warnings; they say nothing about this project.
 export PYTHONWARNINGS := ignore::DeprecationWarning,ignore::PendingDeprecationWarning
 
-.PHONY: help install run shell train validate lint eval test test-unit test-stories test-nlu test-e2e browsers clean
+.PHONY: help install run shell train validate lint eval test test-unit test-stories test-nlu test-e2e browsers clean bench
 
 help: ## List the commands
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -72,6 +72,13 @@ test-e2e: train browsers ## The real Rasa server and action server on loopback, 
 	$(BIN)/pytest -m e2e -q
 
 test: lint validate test-unit test-stories test-nlu test-e2e ## Everything, in CI order (installs and trains when needed)
+
+bench: train ## Load benchmark: throughput and latencies at 1, 20 and 50 concurrent conversations vs a bare Rasa bot
+	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+
+.PHONY: outbox
+outbox: install ## List deliveries to the helpdesk that are stuck or expired
+	$(BIN)/python -m handoff.outbox $(OUTBOX_ARGS)
 
 clean: ## Remove the model, results and local databases (keeps .venv)
 	rm -rf models results var .pytest_cache
