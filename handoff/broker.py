@@ -21,7 +21,7 @@ from typing import Any
 from rasa.core.brokers.broker import EventBroker
 from rasa.utils.endpoints import EndpointConfig
 
-from handoff import action_failure
+from handoff import action_failure, speedups
 from handoff.delivery import OutboxWorker
 from handoff.payload import is_external
 from handoff.rules import load_rules
@@ -44,6 +44,8 @@ class HandoffEventBroker(EventBroker):
         self.worker = OutboxWorker(store, settings)
         # A failing custom action hands off from this process (Rasa 3.6 has no hook for it).
         action_failure.install(on_recorded=self.worker.wake)
+        # Check action server answers with a validator built once (handoff/speedups.py).
+        speedups.install()
         if start_worker:
             self.worker.start()
 

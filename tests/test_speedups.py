@@ -1,0 +1,48 @@
+"""The cached check of action server answers accepts and refuses exactly what Rasa's own does."""
+
+import jsonschema
+import pytest
+from rasa.core.actions.action import RemoteAction
+
+from handoff import speedups
+
+VALID = [
+    {"events": [], "responses": []},
+    {"events": [{"event": "slot", "name": "language", "value": "nl"}], "responses": [{"response": "utter_greet"}]},
+    {},
+]
+INVALID = [
+    {"events": "not a list"},
+    {"responses": {"text": "hi"}},
+    {"events": [{"no_event_key": 1}]},
+]
+
+
+@pytest.fixture
+def action():
+    speedups.install()
+    yield RemoteAction("action_assess_turn", None)
+    speedups.uninstall()
+
+
+@pytest.mark.parametrize("result", VALID)
+def test_valid_answers_pass(action, result):
+    assert action._validate_action_result(result) is True
+
+
+@pytest.mark.parametrize("result", INVALID)
+def test_invalid_answers_raise_as_rasa_does(action, result):
+    with pytest.raises(jsonschema.ValidationError) as cached:
+        action._validate_action_result(result)
+    speedups.uninstall()
+    with pytest.raises(jsonschema.ValidationError) as original:
+        RemoteAction("action_assess_turn", None)._validate_action_result(result)
+    assert cached.value.message == original.value.message
+
+
+def test_install_is_idempotent_and_reversible():
+    speedups.install()
+    speedups.install()
+    assert RemoteAction._validate_action_result is speedups._validate_action_result
+    speedups.uninstall()
+    assert RemoteAction._validate_action_result is speedups._ORIGINAL
