@@ -87,11 +87,11 @@ class HandoffEventBroker(EventBroker):
             if handoff.state == REQUESTED and load_rules().waiting.gives_up(event["text"]):
                 # Nobody has joined yet and the customer no longer wants to wait: the bot takes
                 # the conversation back (a task, run after this turn has released its lock).
-                ended = self.store.end_and_schedule(
+                ended = self.store.end_and_enqueue(
                     handoff.id,
                     "customer_left",
                     new_event("handoff.ended", handoff.id, conversation_id, cause="customer_left"),
-                    TASK_RESUME,
+                    task=TASK_RESUME,
                 )
                 if ended:
                     logger.info("handoff %s ended by the assistant: customer_left", handoff.id)

@@ -369,8 +369,9 @@ class HandoffStore:
         with self.session() as session:
             return OutboxEvent.from_row(self._add_outbox(session, body, time.time()))
 
-    def end_and_enqueue(self, handoff_id: str, cause: str, body: dict) -> bool:
-        """End the handoff and queue ``body`` in one transaction; False if it had already ended."""
+    def end_and_enqueue(self, handoff_id: str, cause: str, body: dict, task: str | None = None) -> bool:
+        """End the handoff and queue ``body`` in one transaction, with a ``task`` due now when
+        given; False if the handoff had already ended (only one caller wins)."""
         now = time.time()
         with self.session() as session:
             updated = (
@@ -384,6 +385,8 @@ class HandoffStore:
             if updated != 1:
                 return False
             self._add_outbox(session, body, now)
+            if task is not None:
+                self._add_task(session, handoff_id, body["conversation_id"], task, now, now)
             return True
 
     def get_event(self, event_id: str) -> OutboxEvent | None:
@@ -544,25 +547,6 @@ class HandoffStore:
             row = self._add_task(session, handoff_id, conversation_id, kind, now + delay, now)
             session.flush()
             return Task.from_row(row)
-
-    def end_and_schedule(self, handoff_id: str, cause: str, body: dict, kind: str) -> bool:
-        """End the handoff, queue ``body`` and schedule a task due now, in one transaction;
-        False if the handoff had already ended."""
-        now = time.time()
-        with self.session() as session:
-            updated = (
-                session.query(HandoffRow)
-                .filter(HandoffRow.id == handoff_id, HandoffRow.state.in_(ACTIVE_STATES))
-                .update(
-                    {"state": ENDED, "end_cause": cause, "ended_at": now, "updated_at": now},
-                    synchronize_session=False,
-                )
-            )
-            if updated != 1:
-                return False
-            self._add_outbox(session, body, now)
-            self._add_task(session, handoff_id, body["conversation_id"], kind, now, now)
-            return True
 
     def due_tasks(self, now: float | None = None, limit: int = 100) -> list[Task]:
         """Tasks that are due, not done and not leased by another worker, oldest first."""
