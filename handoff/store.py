@@ -211,10 +211,22 @@ def encode(body: dict) -> str:
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=False)
 
 
-def create_db_engine(url: str) -> sa.engine.Engine:
-    """An engine for ``url``; SQLite gets WAL and a busy timeout so several processes can share it."""
-    if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, future=True)
+def create_db_engine(url: str | sa.engine.URL, future: bool = True) -> sa.engine.Engine:
+    """An engine for ``url``; SQLite gets WAL and a busy timeout so several processes can share it.
+
+    A SQLite file keeps its connections in a pool (SQLAlchemy 1.4 opens a new one for every
+    session otherwise, and runs the pragmas each time): the Rasa server reads and writes a
+    conversation several times per customer message.
+    """
+    url = sa.engine.make_url(url)
+    if url.get_backend_name() == "sqlite":
+        in_file = url.database not in (None, "", ":memory:")
+        engine = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            poolclass=sa.pool.QueuePool if in_file else None,
+            future=future,
+        )
 
         @sa_event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # pragma: no cover - trivial
@@ -225,7 +237,16 @@ def create_db_engine(url: str) -> sa.engine.Engine:
             cursor.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, future=True)
+    return sa.create_engine(url, pool_pre_ping=True, future=future)
+
+
+_handoffs = HandoffRow.__table__
+_ACTIVE_HANDOFF = (
+    sa.select(_handoffs)
+    .where(_handoffs.c.conversation_id == sa.bindparam("conversation_id"), _handoffs.c.state.in_(ACTIVE_STATES))
+    .order_by(_handoffs.c.created_at.desc())
+    .limit(1)
+)
 
 
 class HandoffStore:
@@ -290,16 +311,14 @@ class HandoffStore:
             return Handoff.from_row(row) if row else None
 
     def active_handoff(self, conversation_id: str) -> Handoff | None:
-        """The conversation's handoff that has not ended, if any (the newest one)."""
-        with self.session() as session:
-            row = (
-                session.query(HandoffRow)
-                .filter(HandoffRow.conversation_id == conversation_id)
-                .filter(HandoffRow.state.in_(ACTIVE_STATES))
-                .order_by(HandoffRow.created_at.desc())
-                .first()
-            )
-            return Handoff.from_row(row) if row else None
+        """The conversation's handoff that has not ended, if any (the newest one).
+
+        The relay asks this for every customer message, so it is one prepared Core statement on
+        a pooled connection rather than an ORM query in a transaction.
+        """
+        with self.engine.connect() as connection:
+            row = connection.execute(_ACTIVE_HANDOFF, {"conversation_id": conversation_id}).first()
+        return Handoff.from_row(row) if row else None
 
     def handoffs(self, conversation_id: str | None = None) -> list[Handoff]:
         with self.session() as session:

@@ -46,3 +46,20 @@ def test_install_is_idempotent_and_reversible():
     assert RemoteAction._validate_action_result is speedups._validate_action_result
     speedups.uninstall()
     assert RemoteAction._validate_action_result is speedups._ORIGINAL
+
+
+def test_rule_keys_are_parsed_once_into_the_states_rasa_reads():
+    from rasa.core.policies.rule_policy import RulePolicy
+
+    key = '[{"prev_action": {"action_name": "action_listen"}, "user": {"intent": "greet"}}, {"prev_action": {"action_name": "utter_greet"}}]'
+    expected = RulePolicy._rule_key_to_state(key)
+    speedups.install()
+    try:
+        first = RulePolicy._rule_key_to_state(key)
+        assert first == expected
+        assert RulePolicy._rule_key_to_state(key) is first
+        # The policy calls it on instances too (self._rule_key_to_state).
+        assert RulePolicy.__new__(RulePolicy)._rule_key_to_state(key) is first
+    finally:
+        speedups.uninstall()
+    assert RulePolicy._rule_key_to_state(key) is not first
