@@ -4,6 +4,7 @@ import pytest
 
 from handoff import settings as settings_module
 from handoff import store as store_module
+from tests.stack import Stack
 from tests.support import TEST_SECRET, Receiver
 
 
@@ -42,3 +43,30 @@ def settings():
 @pytest.fixture
 def store(settings):
     return store_module.get_store(settings.database_url)
+
+
+# -- end-to-end modules: one running stack per module --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def helpdesk():
+    """A signed webhook receiver standing in for the helpdesk, shared by one test module."""
+    receiver = Receiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(scope="module")
+def stack_env() -> dict[str, str]:
+    """Extra environment for the module's stack; a module overrides this fixture to set it."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def stack(request, tmp_path_factory, helpdesk, stack_env):
+    """The real Rasa server and action server of one test module, delivering to ``helpdesk``."""
+    name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    running = Stack(tmp_path_factory.mktemp(name), webhook_url=helpdesk.url, **stack_env).start()
+    print(f"stack ready in {running.ready_seconds:.1f} s")
+    yield running
+    running.stop()

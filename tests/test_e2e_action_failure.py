@@ -16,25 +16,9 @@ import yaml
 
 from handoff.settings import PROJECT_ROOT
 from handoff.store import HandoffStore
-from tests.stack import Stack
-from tests.support import Receiver, helpdesk_event
+from tests.support import helpdesk_event
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def helpdesk():
-    receiver = Receiver()
-    yield receiver
-    receiver.close()
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, helpdesk):
-    running = Stack(tmp_path_factory.mktemp("stack"), webhook_url=helpdesk.url).start()
-    print(f"stack ready in {running.ready_seconds:.1f} s")
-    yield running
-    running.stop()
 
 
 @pytest.fixture(scope="module")

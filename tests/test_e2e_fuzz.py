@@ -43,20 +43,6 @@ by_kind: Counter = Counter()
 
 
 @pytest.fixture(scope="module")
-def helpdesk():
-    receiver = Receiver()
-    yield receiver
-    receiver.close()
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, helpdesk):
-    running = Stack(tmp_path_factory.mktemp("fuzz"), webhook_url=helpdesk.url).start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
 def http():
     with requests.Session() as session:
         yield session

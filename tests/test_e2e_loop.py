@@ -8,25 +8,9 @@ import uuid
 
 import pytest
 
-from tests.stack import Stack
-from tests.support import Receiver, helpdesk_event, signed
+from tests.support import helpdesk_event, signed
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def helpdesk():
-    receiver = Receiver()
-    yield receiver
-    receiver.close()
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, helpdesk):
-    running = Stack(tmp_path_factory.mktemp("stack"), webhook_url=helpdesk.url).start()
-    print(f"stack ready in {running.ready_seconds:.1f} s")
-    yield running
-    running.stop()
 
 
 def texts(messages):

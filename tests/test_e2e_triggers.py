@@ -6,24 +6,7 @@ import uuid
 
 import pytest
 
-from tests.stack import Stack
-from tests.support import Receiver
-
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def helpdesk():
-    receiver = Receiver()
-    yield receiver
-    receiver.close()
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, helpdesk):
-    running = Stack(tmp_path_factory.mktemp("triggers"), webhook_url=helpdesk.url).start()
-    yield running
-    running.stop()
 
 
 def said(messages):

@@ -15,8 +15,7 @@ import pytest
 import yaml
 
 from handoff.settings import PROJECT_ROOT
-from tests.stack import Stack
-from tests.support import Receiver, helpdesk_event
+from tests.support import helpdesk_event
 
 pytestmark = pytest.mark.e2e
 
@@ -37,25 +36,15 @@ def rules_path(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def helpdesk():
-    receiver = Receiver()
-    yield receiver
-    receiver.close()
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, helpdesk, rules_path):
-    running = Stack(
-        tmp_path_factory.mktemp("waiting"),
-        webhook_url=helpdesk.url,
-        HANDOFF_RULES_PATH=str(rules_path),
-        HANDOFF_NO_AGENT_TIMEOUT=str(NO_AGENT_TIMEOUT),
-        HANDOFF_WAIT_UPDATE_AFTER=str(WAIT_UPDATE_AFTER),
-        HANDOFF_FOLLOW_UP_WAIT=str(FOLLOW_UP_WAIT),
-        HANDOFF_TASK_POLL_INTERVAL="0.3",
-    ).start()
-    yield running
-    running.stop()
+def stack_env(rules_path):
+    """Short timers and a short conversation timeout for this module's stack."""
+    return {
+        "HANDOFF_RULES_PATH": str(rules_path),
+        "HANDOFF_NO_AGENT_TIMEOUT": str(NO_AGENT_TIMEOUT),
+        "HANDOFF_WAIT_UPDATE_AFTER": str(WAIT_UPDATE_AFTER),
+        "HANDOFF_FOLLOW_UP_WAIT": str(FOLLOW_UP_WAIT),
+        "HANDOFF_TASK_POLL_INTERVAL": "0.3",
+    }
 
 
 def said(messages):
