@@ -13,6 +13,17 @@ message as before.
 two or three predictions per customer message over the assistant's ~100 rules. :func:`install`
 parses each rule text once; the policy only reads the parsed states, never changes them.
 
+**Finding the rules that apply.** ``RulePolicy._get_possible_keys`` checks every rule against the
+current state of the conversation, then the survivors against the states before it. A rule can
+only apply when its last state names the same previous action as the conversation's current state
+(or names none). :func:`install` groups the rule keys by that action once per lookup and checks
+only the group of the current action plus the rules that name none, with Rasa's own
+``_is_rule_applicable``: the rules it skips are exactly the ones that check would refuse first.
+
+**Reading a conversation.** ``Event.resolve_by_type`` walks every subclass of ``Event`` to find the
+class of each stored event, for every event of the conversation on every read of the tracker.
+:func:`install` remembers the class found for each event type.
+
 Installed by :class:`handoff.broker.HandoffEventBroker`, which every Rasa server process loads.
 """
 
@@ -25,9 +36,14 @@ from typing import Any
 import jsonschema
 from rasa.core.actions.action import RemoteAction
 from rasa.core.policies.rule_policy import RulePolicy
+from rasa.shared.core.constants import PREVIOUS_ACTION, SHOULD_NOT_BE_SET
+from rasa.shared.core.events import Event
+from rasa.shared.nlu.constants import ACTION_NAME
 
 _ORIGINAL = RemoteAction._validate_action_result
 _ORIGINAL_RULE_KEY_TO_STATE = RulePolicy.__dict__["_rule_key_to_state"]
+_ORIGINAL_GET_POSSIBLE_KEYS = RulePolicy.__dict__["_get_possible_keys"]
+_ORIGINAL_RESOLVE_BY_TYPE = Event.__dict__["resolve_by_type"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -54,12 +70,66 @@ def _rule_key_to_state(rule_key: str) -> list[dict[str, Any]]:
     return json.loads(rule_key)
 
 
+def _previous_action_name(state: dict[str, Any] | None) -> str | None:
+    value = ((state or {}).get(PREVIOUS_ACTION) or {}).get(ACTION_NAME)
+    return value if isinstance(value, str) and value and value != SHOULD_NOT_BE_SET else None
+
+
+class _RuleIndex:
+    """A lookup's rule keys by the previous action of their last state (None: no action named)."""
+
+    def __init__(self, lookup: dict[str, str]) -> None:
+        self.lookup = lookup  # kept, so the id it is cached under cannot be reused
+        self.size = len(lookup)
+        self.by_action: dict[str | None, set[str]] = {}
+        for key in lookup:
+            states = _rule_key_to_state(key)
+            self.by_action.setdefault(_previous_action_name(states[-1] if states else None), set()).add(key)
+        self.unnamed = self.by_action.pop(None, set())
+
+    def candidates(self, current_state: dict[str, Any]) -> set[str]:
+        return self.by_action.get(_previous_action_name(current_state), set()) | self.unnamed
+
+
+_indexes: dict[int, _RuleIndex] = {}
+
+
+def _get_possible_keys(self: RulePolicy, lookup: dict[str, str], states: list[dict[str, Any]]) -> set[str]:
+    if not states:
+        return set(lookup.keys())
+    index = _indexes.get(id(lookup))
+    if index is None or index.lookup is not lookup or index.size != len(lookup):
+        index = _indexes[id(lookup)] = _RuleIndex(lookup)
+    possible_keys = index.candidates(states[-1])
+    for i, state in enumerate(reversed(states)):
+        possible_keys = {key for key in possible_keys if self._is_rule_applicable(key, i, state)}
+    return possible_keys
+
+
+_event_classes: dict[str, type[Event]] = {}
+
+
+def _resolve_by_type(type_name: str, default: type[Event] | None = None) -> type[Event] | None:
+    found = _event_classes.get(type_name)
+    if found is None:
+        found = _ORIGINAL_RESOLVE_BY_TYPE.__func__(type_name, default)
+        if found is not None and getattr(found, "type_name", None) == type_name:
+            _event_classes[type_name] = found  # found among the subclasses, not the default
+    return found
+
+
 def install() -> None:
-    """Use the cached validator and the parsed rules (idempotent)."""
+    """Use the cached validator, the parsed rules, the rule index and the event classes (idempotent)."""
     RemoteAction._validate_action_result = _validate_action_result
     RulePolicy._rule_key_to_state = staticmethod(_rule_key_to_state)
+    RulePolicy._get_possible_keys = _get_possible_keys
+    Event.resolve_by_type = staticmethod(_resolve_by_type)
 
 
 def uninstall() -> None:
     RemoteAction._validate_action_result = _ORIGINAL
     RulePolicy._rule_key_to_state = _ORIGINAL_RULE_KEY_TO_STATE
+    RulePolicy._get_possible_keys = _ORIGINAL_GET_POSSIBLE_KEYS
+    Event.resolve_by_type = _ORIGINAL_RESOLVE_BY_TYPE
+    _indexes.clear()
+    _event_classes.clear()

@@ -7,17 +7,21 @@ its next message, each conversation a scripted sequence of routine questions. On
 five asks for a person; the benchmark then plays the agent (a signed ``agent.message`` and an
 ``agent.handback`` to /webhooks/helpdesk/webhook) and measures the handoff loop.
 
-Then it does the same against a bare ``rasa init`` bot (trained once per Rasa version and cached
-in results/bench/), and prints the project/bare throughput ratio per concurrency level, a Markdown
-table for the README, and writes every figure to results/bench/bench-<date>.json.
+A bare ``rasa init`` bot (trained once per Rasa version and cached in results/bench/) runs beside
+it and gets the same load. Both are measured in alternating windows, project then bare bot, then
+bare bot then project (``--rounds``): the machine's speed drifts by tens of per cent over minutes on
+a shared host, and measuring one bot after the other would put that drift into the ratio. It
+prints the project/bare throughput ratio per concurrency level, a Markdown table for the README,
+and writes every figure to results/bench/bench-<date>.json.
 
-Usage: python scripts/bench.py [--duration 30] [--warmup 5] [--levels 1,20,50] [--model PATH]
+Usage: python scripts/bench.py [--duration 30] [--rounds 2] [--warmup 5] [--levels 1,20,50] [--model PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -470,42 +474,100 @@ def cpu_meter(pids: dict[str, int], into: dict[str, float]) -> Iterator[None]:
     into.update({name: cpu_seconds(pid) - before[name] for name, pid in pids.items()})
 
 
-async def drive(
-    driver: Driver,
-    levels: list[int],
-    args: argparse.Namespace,
-    log: LogWatch,
-    pids: dict[str, int],
-    parse_texts: list[str],
-) -> dict[str, Any]:
-    results: dict[str, Any] = {"levels": []}
-    async with driver:
-        pump = asyncio.create_task(driver.arrivals.run()) if driver.arrivals else None
+@dataclass
+class Bot:
+    """One server under load: how to drive it, its log and processes, and its NLU texts."""
+
+    name: str  # "project" or "bare"
+    driver: Driver
+    log: LogWatch
+    pids: dict[str, int]
+    texts: list[str]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Window:
+    """One measured window of one bot at one concurrency level."""
+
+    level: Level
+    cpu: dict[str, float]
+    log: dict[str, Any]
+
+
+def merge(windows: list[Window]) -> tuple[Level, dict[str, float], dict[str, Any]]:
+    """The windows of one bot at one level, as if they were one."""
+    level = Level(windows[0].level.concurrency)
+    for part in (w.level for w in windows):
+        level.latencies += part.latencies
+        level.sent += part.sent
+        level.errors += part.errors
+        level.unanswered += part.unanswered
+        level.relays += part.relays
+        level.relay_latencies += part.relay_latencies
+        level.relays_lost += part.relays_lost
+        level.conversations += part.conversations
+        level.handoff_conversations |= part.handoff_conversations
+        level.handoff_failures += part.handoff_failures
+        for name, values in part.handoffs.items():
+            level.handoffs[name] += values
+    cpu = {name: sum(w.cpu[name] for w in windows) for name in windows[0].cpu}
+    log = {
+        "lock_errors": sum(w.log["lock_errors"] for w in windows),
+        "error_lines": sum(w.log["error_lines"] for w in windows),
+        "examples": [e for w in windows for e in w.log["examples"]][:3],
+    }
+    return level, cpu, log
+
+
+async def measure(bots: list[Bot], levels: list[int], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Every level for every bot, in alternating windows (see the module docstring)."""
+    results: dict[str, dict[str, Any]] = {bot.name: {"levels": [], **bot.info} for bot in bots}
+    window = args.duration / args.rounds
+    async with contextlib.AsyncExitStack() as entered:
+        pumps = []
+        for bot in bots:
+            await entered.enter_async_context(bot.driver)
+            if bot.driver.arrivals:
+                pumps.append(asyncio.create_task(bot.driver.arrivals.run()))
         try:
             for concurrency in levels:
-                print(f"    {concurrency} concurrent: {args.warmup:g} s warm-up + {args.duration:g} s", file=sys.stderr)
-                log.take()
-                cpu: dict[str, float] = {}
-                # CPU is measured over the whole level (warm-up included) and divided by the
-                # messages of the window: a slight overestimate, the same for both bots.
-                with cpu_meter(pids, cpu):
-                    level = await driver.run_level(concurrency, args.warmup, args.duration)
-                cpu = {k: v * args.duration / (args.duration + args.warmup) for k, v in cpu.items()}
-                unexpected = 0
-                if driver.arrivals:
-                    prefix = f"bench-{driver.label}-{concurrency}-"
-                    requested = {c for c in driver.arrivals.conversations_with("handoff.requested") if c.startswith(prefix)}
-                    unexpected = len(requested - level.handoff_conversations)
-                summary = summarize(level, args.duration, log.take(), cpu, unexpected)
-                results["levels"].append(summary)
-                print("      " + line_for(summary), file=sys.stderr)
+                windows: dict[str, list[Window]] = {bot.name: [] for bot in bots}
+                for round_ in range(args.rounds):
+                    # A B, then B A: a machine that speeds up or slows down during the level
+                    # weighs on both bots alike.
+                    for bot in bots if round_ % 2 == 0 else bots[::-1]:
+                        print(
+                            f"    {bot.name}, {concurrency} concurrent, round {round_ + 1} of {args.rounds}: "
+                            f"{args.warmup:g} s warm-up + {window:g} s",
+                            file=sys.stderr,
+                        )
+                        bot.log.take()
+                        cpu: dict[str, float] = {}
+                        # CPU is measured over the whole window (warm-up included) and divided by
+                        # the messages of the window: a slight overestimate, the same for both bots.
+                        with cpu_meter(bot.pids, cpu):
+                            level = await bot.driver.run_level(concurrency, args.warmup, window)
+                        cpu = {k: v * window / (window + args.warmup) for k, v in cpu.items()}
+                        windows[bot.name].append(Window(level, cpu, bot.log.take()))
+                for bot in bots:
+                    level, cpu, log = merge(windows[bot.name])
+                    unexpected = 0
+                    if bot.driver.arrivals:
+                        prefix = f"bench-{bot.driver.label}-{concurrency}-"
+                        requested = {c for c in bot.driver.arrivals.conversations_with("handoff.requested") if c.startswith(prefix)}
+                        unexpected = len(requested - level.handoff_conversations)
+                    summary = summarize(level, args.duration, log, cpu, unexpected)
+                    results[bot.name]["levels"].append(summary)
+                    print(f"      {bot.name}: " + line_for(summary), file=sys.stderr)
             if args.parse_seconds > 0:
                 concurrency = 20 if 20 in levels else max(levels)
-                print(f"    NLU only (/model/parse), {concurrency} concurrent, {args.parse_seconds:g} s", file=sys.stderr)
-                results["parse"] = await driver.parse_throughput(parse_texts, concurrency, args.parse_seconds)
-                print(f"      {results['parse']['parses_per_s']} parses/s", file=sys.stderr)
+                for bot in bots:
+                    print(f"    {bot.name}: NLU only (/model/parse), {concurrency} concurrent, {args.parse_seconds:g} s", file=sys.stderr)
+                    results[bot.name]["parse"] = await bot.driver.parse_throughput(bot.texts, concurrency, args.parse_seconds)
+                    print(f"      {results[bot.name]['parse']['parses_per_s']} parses/s", file=sys.stderr)
         finally:
-            if pump:
+            for pump in pumps:
                 pump.cancel()
     return results
 
@@ -530,31 +592,36 @@ def line_for(summary: dict[str, Any]) -> str:
 # -- the two bots --------------------------------------------------------------------------------
 
 
-def bench_project(args: argparse.Namespace, levels: list[int], workdir: Path) -> dict[str, Any]:
+def start_project(args: argparse.Namespace, workdir: Path, running: contextlib.ExitStack) -> Bot:
+    """The project's stack with a signed webhook receiver as its helpdesk, stopped with ``running``."""
     receiver = Receiver()
+    running.callback(receiver.close)
     stack = Stack(workdir / "project", webhook_url=receiver.url, model=Path(args.model).resolve())
     if args.endpoints:
         # Another tracker store or lock store (e.g. PostgreSQL, Redis) instead of the default SQLite.
         stack.endpoints.write_text(Path(args.endpoints).read_text())
+    if args.keep_logs:
+        running.callback(keep_logs, stack.workdir)
     print(f"==> project: starting the stack ({args.model})", file=sys.stderr)
+    running.callback(stack.stop)
     stack.start()
     print(f"    ready in {stack.ready_seconds:.1f} s", file=sys.stderr)
-    try:
-        warm(stack.rasa_url, PROJECT_SCRIPTS[0])
-        driver = Driver(stack.rasa_url, PROJECT_SCRIPTS, args.label, Arrivals(receiver), handoff_every=args.handoff_every)
-        pids = {"rasa": stack.processes["rasa"].pid, "actions": stack.processes["actions"].pid}
-        texts = [t for script in PROJECT_SCRIPTS for t in script]
-        results = asyncio.run(drive(driver, levels, args, LogWatch(stack.workdir / "rasa.log"), pids, texts))
-        results["ready_seconds"] = round(stack.ready_seconds, 1)
-        return results
-    finally:
-        stack.stop()
-        receiver.close()
-        if args.keep_logs:
-            keep = RESULTS / "logs"
-            keep.mkdir(parents=True, exist_ok=True)
-            for name in ("rasa", "actions"):
-                shutil.copy(stack.workdir / f"{name}.log", keep / f"project-{name}.log")
+    warm(stack.rasa_url, PROJECT_SCRIPTS[0])
+    return Bot(
+        "project",
+        Driver(stack.rasa_url, PROJECT_SCRIPTS, args.label, Arrivals(receiver), handoff_every=args.handoff_every),
+        LogWatch(stack.workdir / "rasa.log"),
+        {"rasa": stack.processes["rasa"].pid, "actions": stack.processes["actions"].pid},
+        [t for script in PROJECT_SCRIPTS for t in script],
+        {"ready_seconds": round(stack.ready_seconds, 1)},
+    )
+
+
+def keep_logs(workdir: Path) -> None:
+    keep = RESULTS / "logs"
+    keep.mkdir(parents=True, exist_ok=True)
+    for name in ("rasa", "actions"):
+        shutil.copy(workdir / f"{name}.log", keep / f"project-{name}.log")
 
 
 def bare_model(version: str) -> Path:
@@ -637,23 +704,24 @@ def warm(rasa_url: str, script: list[str]) -> None:
         requests.post(f"{rasa_url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=120)
 
 
-def bench_bare(args: argparse.Namespace, levels: list[int], workdir: Path, version: str) -> dict[str, Any]:
+def start_bare_bot(args: argparse.Namespace, workdir: Path, version: str, running: contextlib.ExitStack) -> Bot:
+    """The bare `rasa init` bot, stopped with ``running``."""
     model = bare_model(version)
     print("==> bare bot: starting `rasa run`", file=sys.stderr)
     started = time.monotonic()
     process, url = start_bare(model, workdir / "bare")
+    running.callback(stop, process)
     ready = time.monotonic() - started
     print(f"    ready in {ready:.1f} s", file=sys.stderr)
-    try:
-        warm(url, BARE_SCRIPTS[0])
-        driver = Driver(url, BARE_SCRIPTS, args.label + "-bare")
-        texts = [t for script in BARE_SCRIPTS for t in script]
-        results = asyncio.run(drive(driver, levels, args, LogWatch(workdir / "bare" / "rasa.log"), {"rasa": process.pid}, texts))
-        results["ready_seconds"] = round(ready, 1)
-        results["model"] = str(model.relative_to(ROOT))
-        return results
-    finally:
-        stop(process)
+    warm(url, BARE_SCRIPTS[0])
+    return Bot(
+        "bare",
+        Driver(url, BARE_SCRIPTS, args.label + "-bare"),
+        LogWatch(workdir / "bare" / "rasa.log"),
+        {"rasa": process.pid},
+        [t for script in BARE_SCRIPTS for t in script],
+        {"ready_seconds": round(ready, 1), "model": str(model.relative_to(ROOT))},
+    )
 
 
 # -- reporting -----------------------------------------------------------------------------------
@@ -674,8 +742,8 @@ def markdown(report: dict[str, Any]) -> str:
     bare = {lv["concurrency"]: lv for lv in (report.get("bare") or {}).get("levels", [])}
     lines = [
         f"Measured {report['date']} on {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM; Rasa {report['rasa_version']}; "
-        f"model `{report['model']}`; closed loop over the REST channel, {report['duration_s']:g} s per level after a "
-        f"{report['warmup_s']:g} s warm-up; one conversation in {report['handoff_every']} hands off. Load average "
+        f"model `{report['model']}`; closed loop over the REST channel, {report['duration_s']:g} s per level and bot in "
+        f"{report.get('rounds', 1)} windows alternating between the bots, each after a {report['warmup_s']:g} s warm-up; one conversation in {report['handoff_every']} hands off. Load average "
         f"before / after: {m['load_average_before'][0]:.1f} / {m.get('load_average_after', ['?'])[0]}. CPU: the Rasa "
         "server's CPU time per customer message.",
         "",
@@ -725,7 +793,8 @@ def markdown(report: dict[str, Any]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=30, help="seconds measured per concurrency level (default 30)")
-    parser.add_argument("--warmup", type=float, default=5, help="seconds of load before each level's window (default 5)")
+    parser.add_argument("--warmup", type=float, default=5, help="seconds of load before each window (default 5)")
+    parser.add_argument("--rounds", type=int, default=2, help="windows per bot and level, alternating between the bots (default 2)")
     parser.add_argument("--levels", default="1,20,50", help="concurrent conversations, comma-separated (default 1,20,50)")
     parser.add_argument("--model", default=str(MODEL.relative_to(ROOT)), help="the project model to serve (default models/handoff.tar.gz)")
     parser.add_argument("--endpoints", help="serve the project with this endpoints.yml instead of its own (default: SQLite tracker store)")
@@ -736,6 +805,8 @@ def main() -> int:
     parser.add_argument("--bare-results", help="take the bare bot's figures from an earlier results/bench/bench-*.json")
     parser.add_argument("--keep-logs", action="store_true", help="copy the project's server logs to results/bench/logs/")
     args = parser.parse_args()
+    if args.rounds < 1 or args.duration <= 0:
+        parser.error("--rounds must be at least 1 and --duration positive")
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
     model = Path(args.model)
     if not (model if model.is_absolute() else ROOT / model).exists():
@@ -756,23 +827,28 @@ def main() -> int:
         "label": args.label,
         "endpoints": args.endpoints or "endpoints.yml (SQLite tracker store)",
         "duration_s": args.duration,
+        "rounds": args.rounds,
         "warmup_s": args.warmup,
         "handoff_every": args.handoff_every,
         "levels": levels,
     }
-    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp, contextlib.ExitStack() as running:
         workdir = Path(tmp)
-        report["project"] = bench_project(args, levels, workdir)
-        if args.bare_results:
-            earlier = json.loads(Path(args.bare_results).read_text())
-            report["bare"] = {**earlier["bare"], "from": args.bare_results}
-        elif not args.skip_bare:
+        bots = [start_project(args, workdir, running)]
+        if not args.skip_bare and not args.bare_results:
             try:
-                report["bare"] = bench_bare(args, levels, workdir, version)
+                bots.append(start_bare_bot(args, workdir, version, running))
             except RuntimeError as exc:
-                # Keep the project's figures: they took most of the run.
-                print(f"the bare bot could not be measured: {exc}", file=sys.stderr)
+                # Measure the project all the same.
+                print(f"the bare bot could not be started: {exc}", file=sys.stderr)
                 report["bare_error"] = str(exc)[-2000:]
+        measured = asyncio.run(measure(bots, levels, args))
+    report["project"] = measured["project"]
+    if "bare" in measured:
+        report["bare"] = measured["bare"]
+    elif args.bare_results:
+        earlier = json.loads(Path(args.bare_results).read_text())
+        report["bare"] = {**earlier["bare"], "from": args.bare_results}
     if report.get("bare"):
         bare = {lv["concurrency"]: lv["messages_per_s"] for lv in report["bare"]["levels"]}
         report["ratio"] = {

@@ -1,7 +1,11 @@
 """The cached check of action server answers accepts and refuses exactly what Rasa's own does."""
 
+import json
+
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rasa.core.actions.action import RemoteAction
 
 from handoff import speedups
@@ -63,3 +67,59 @@ def test_rule_keys_are_parsed_once_into_the_states_rasa_reads():
     finally:
         speedups.uninstall()
     assert RulePolicy._rule_key_to_state(key) is not first
+
+
+# -- the rule index gives exactly the keys Rasa's own _get_possible_keys gives --------------------
+
+ACTIONS = ["action_listen", "utter_greet", "action_handoff", SHOULD_NOT_BE_SET_VALUE := "should_not_be_set"]
+rule_states = st.fixed_dictionaries(
+    {},
+    optional={
+        "prev_action": st.one_of(
+            st.fixed_dictionaries({"action_name": st.sampled_from(ACTIONS)}),
+            st.fixed_dictionaries({"action_text": st.sampled_from(["Hi!", "Bye"])}),
+        ),
+        "user": st.fixed_dictionaries({"intent": st.sampled_from(["greet", "request_human", "deny"])}),
+        "slots": st.fixed_dictionaries({"escalation": st.sampled_from([(1.0, 0.0), (0.0, 1.0), SHOULD_NOT_BE_SET_VALUE])}),
+        "active_loop": st.fixed_dictionaries({"name": st.sampled_from(["lead_form", SHOULD_NOT_BE_SET_VALUE])}),
+    },
+)
+conversation_states = st.lists(rule_states, min_size=0, max_size=5)
+lookups = st.dictionaries(
+    st.lists(rule_states, min_size=1, max_size=3).map(json.dumps), st.sampled_from(["utter_greet", "action_listen"]), max_size=40
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(lookup=lookups, states=conversation_states)
+def test_rule_index_finds_the_same_keys_as_rasa(lookup, states):
+    from rasa.core.policies.rule_policy import RulePolicy
+
+    policy = RulePolicy.__new__(RulePolicy)
+    expected = RulePolicy._get_possible_keys(policy, lookup, states)
+    speedups.install()
+    try:
+        assert RulePolicy._get_possible_keys(policy, lookup, states) == expected
+        assert policy._get_possible_keys(lookup, states) == expected  # cached index
+    finally:
+        speedups.uninstall()
+
+
+def test_event_classes_are_found_as_rasa_finds_them():
+    from rasa.shared.core.events import ActionExecuted, Event, UserUttered
+    from rasa.shared.utils.common import all_subclasses
+
+    names = sorted({cls.type_name for cls in all_subclasses(Event) if isinstance(getattr(cls, "type_name", None), str)})
+    expected = {name: Event.resolve_by_type(name) for name in names}
+    speedups.install()
+    try:
+        for _ in range(2):  # found, then remembered
+            assert {name: Event.resolve_by_type(name) for name in names} == expected
+        assert Event.resolve_by_type("user") is UserUttered
+        assert Event.resolve_by_type("no_such_event", ActionExecuted) is ActionExecuted
+        assert Event.resolve_by_type("topic") is None
+        with pytest.raises(ValueError, match="Unknown event name"):
+            Event.resolve_by_type("no_such_event")
+        assert Event.from_parameters({"event": "action", "name": "utter_greet"}) == ActionExecuted("utter_greet")
+    finally:
+        speedups.uninstall()
