@@ -71,9 +71,16 @@ def test_a_chunked_body_over_the_byte_limit_is_413(server, settings):
             yield b"y" * 1024
         yield b'"}'
 
-    request, answer = server.test_client.post(REST, content=chunks(), headers={"Content-Type": "application/json"})
-    assert "content-length" not in request.headers
-    assert answer.status == 413
+    try:
+        request, answer = server.test_client.post(REST, content=chunks(), headers={"Content-Type": "application/json"})
+    except ValueError as closed:
+        # Sanic answers 413 and closes the connection as soon as the limit is passed; a client
+        # still sending the rest of its body may see the connection closed before it can read
+        # the answer (sanic-testing then has no response to return). Either way it was refused.
+        assert "None])" in str(closed) or "No response returned" in str(closed), closed
+    else:
+        assert "content-length" not in request.headers
+        assert answer.status == 413
     assert server.ctx.agent.handled == []
 
 
