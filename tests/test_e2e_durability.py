@@ -166,20 +166,16 @@ def helpdesk():
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, helpdesk):
-    running = Stack(
-        tmp_path_factory.mktemp("durability"),
-        webhook_url=helpdesk.url,
-        HANDOFF_FIRST_DELIVERY_WAIT="1",
-        HANDOFF_OUTBOX_POLL_INTERVAL="0.5",
-        HANDOFF_RETRY_MAX_DELAY=str(RETRY_MAX_DELAY),
+def stack_env():
+    """Short delivery retries for the outage; the waiting-time features stay out of the way."""
+    return {
+        "HANDOFF_FIRST_DELIVERY_WAIT": "1",
+        "HANDOFF_OUTBOX_POLL_INTERVAL": "0.5",
+        "HANDOFF_RETRY_MAX_DELAY": str(RETRY_MAX_DELAY),
         # The waiting-time features (queue updates, no-agent timeout) stay out of these tests' way.
-        HANDOFF_WAIT_UPDATE_AFTER="3600",
-        HANDOFF_NO_AGENT_TIMEOUT="7200",
-    ).start()
-    print(f"stack ready in {running.ready_seconds:.1f} s")
-    yield running
-    running.stop()
+        "HANDOFF_WAIT_UPDATE_AFTER": "3600",
+        "HANDOFF_NO_AGENT_TIMEOUT": "7200",
+    }
 
 
 @pytest.fixture(scope="module")

@@ -198,13 +198,6 @@ class TwoProcessStack(Stack):
 
 
 @pytest.fixture(scope="module")
-def helpdesk():
-    receiver = Receiver()
-    yield receiver
-    receiver.close()
-
-
-@pytest.fixture(scope="module")
 def database_url(postgres):
     return postgres()
 
