@@ -55,13 +55,15 @@ test-stories: train ## Dialogue paths in tests/test_stories.yml against the trai
 	$(BIN)/rasa test core --stories tests/test_stories.yml --model $(MODEL) --out results/core \
 		--e2e --fail-on-prediction-errors --quiet
 
-test-nlu: train ## Held-out NLU targets: handoff intents recalled, no routine question sent to a person
+test-nlu: train ## NLU targets: held-out regression sets, and the handoff decision on independent sets (tests/eval)
 	$(BIN)/python scripts/evaluate_nlu.py --check --out results/eval
+	$(BIN)/python scripts/evaluate_handoff.py --check --out results/eval
 
-eval: train ## NLU quality report: cross-validation on the training data + held-out sets (results/eval)
-	$(BIN)/rasa test nlu --nlu data/nlu --cross-validation --folds 3 --out results/eval/cross-validation --quiet
+eval: train ## Quality report: the handoff decision on independent sets per language, held-out sets, cross-validation (results/eval)
+	$(BIN)/python scripts/evaluate_handoff.py --out results/eval
 	$(BIN)/python scripts/evaluate_nlu.py --out results/eval
-	@echo "==> cross-validation report: results/eval/cross-validation/intent_report.json"
+	$(BIN)/rasa test nlu --nlu data/nlu --cross-validation --folds 3 --out results/eval/cross-validation --quiet
+	@echo "==> results/eval/handoff-eval.md (+ handoff-confusion-en.png, -nl.png), heldout.md, cross-validation/intent_report.json"
 
 browsers: ## Install Chromium for the browser tests (Debian's package) when it is missing
 	@if [ -x /usr/bin/chromium ]; then echo "==> $$(/usr/bin/chromium --version 2>/dev/null || echo chromium) is installed"; \

@@ -46,6 +46,8 @@ NOT_A_TOPIC = {
 RESOLVING_INTENTS = {"thank", "goodbye"}
 REPEAT_CONTACT_WINDOW_SECONDS = 14 * 24 * 3600
 OFFER_ACTION = "action_offer_handoff"
+# The `escalation` slot's value when the assistant asks before handing off (data/rules/escalation.yml).
+CONFIRM = "confirm"
 
 
 def customer_messages(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -115,9 +117,19 @@ class ActionAssessTurn(Action):
         declined = set(tracker.get_slot("handoff_declined") or []) if len(messages) > 1 else set()
 
         frustration = score_frustration(tracker.events, rules.frustration)
-        if frustration.level in (OFFER, HANDOFF) and "frustration" in rules.triggers and "frustration" not in declined:
-            level = HANDOFF if frustration.level == HANDOFF else OFFER
-            return rules.get("frustration"), frustration.signals, level
+        frustrated = frustration.level in (OFFER, HANDOFF) and "frustration" in rules.triggers and "frustration" not in declined
+        if frustrated and frustration.level == HANDOFF:
+            return rules.get("frustration"), frustration.signals, HANDOFF
+
+        # A matter that goes to a person at once, recognised with too little confidence: ask
+        # first rather than hand off a customer who asked something else.
+        immediate = rules.for_intent(intent)
+        confidence = (tracker.latest_message or {}).get("intent", {}).get("confidence")
+        if immediate is not None and immediate.needs_confirmation(intent, confidence):
+            return immediate, ["low_confidence"], CONFIRM
+
+        if frustrated:
+            return rules.get("frustration"), frustration.signals, OFFER
 
         if repeat and "repeat_contact" not in declined:
             return rules.get("repeat_contact"), ["same_unresolved_issue"], OFFER
@@ -162,13 +174,14 @@ class ActionAssessTurn(Action):
 
 def offered_trigger(tracker: Tracker, rules: HandoffRules) -> Trigger | None:
     """The trigger an offer is about: the assessment's, else the one listing the intent."""
-    if tracker.get_slot("escalation") == OFFER and tracker.get_slot("escalation_trigger") in rules.triggers:
+    if tracker.get_slot("escalation") in (OFFER, CONFIRM) and tracker.get_slot("escalation_trigger") in rules.triggers:
         return rules.get(tracker.get_slot("escalation_trigger"))
     return rules.for_intent(intent_of({"parse_data": tracker.latest_message}))
 
 
 class ActionOfferHandoff(Action):
-    """Offers a person (softer signals); a yes hands off, a no is respected."""
+    """Offers a person (softer signals), or asks whether a person is wanted (a matter for a
+    person recognised with little confidence); a yes hands off, a no is respected."""
 
     def name(self) -> str:
         return "action_offer_handoff"
@@ -178,7 +191,11 @@ class ActionOfferHandoff(Action):
     ) -> list[EventType]:
         rules = load_rules()
         trigger = offered_trigger(tracker, rules) or rules.get("complex")
-        dispatcher.utter_message(response=trigger.offer_response or "utter_offer_handoff_complex")
+        if tracker.get_slot("escalation") == CONFIRM and trigger.confirm_response:
+            # "Is this about a payment problem? Shall I put you through?"
+            dispatcher.utter_message(response=trigger.confirm_response)
+        else:
+            dispatcher.utter_message(response=trigger.offer_response or "utter_offer_handoff_complex")
         return [SlotSet("handoff_offered", trigger.name)]
 
 

@@ -156,6 +156,9 @@ def build_handoff_requested(
         "text": latest.get("text") if latest else None,
         "signals": list(signals or []),
     }
+    if latest and ((latest.get("parse_data") or {}).get("explicit_request")) and "explicit_request" not in trigger_info["signals"]:
+        # The NLU keyword backstop recognised an explicit request for a person (handoff_rules.yml).
+        trigger_info["signals"].append("explicit_request")
     fields: dict[str, Any] = {
         "reason": trigger.reason,
         "reason_text": trigger.reason_text,

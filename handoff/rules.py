@@ -15,6 +15,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from handoff.explicit_request import ExplicitRequestConfig
 from handoff.frustration import FrustrationConfig
 from handoff.language import LanguageConfig
 from handoff.leads import LeadScoringConfig
@@ -45,6 +46,7 @@ RULES_SCHEMA = {
         "language": {"type": "object"},
         "frustration": {"type": "object"},
         "lead_scoring": {"type": "object"},
+        "explicit_request": {"type": "object"},
         "timeout": {
             "type": "object",
             "additionalProperties": False,
@@ -81,6 +83,8 @@ RULES_SCHEMA = {
                     "mode": {"enum": list(MODES)},
                     "response": {"type": "string", "pattern": "^utter_"},
                     "offer_response": {"type": "string", "pattern": "^utter_"},
+                    "min_confidence": {"type": "number", "minimum": 0, "maximum": 1},
+                    "confirm_response": {"type": "string", "pattern": "^utter_"},
                 },
             },
         },
@@ -105,6 +109,25 @@ class Trigger:
     response: str | None = None
     mode: str = "immediate"
     offer_response: str | None = None
+    min_confidence: float = 0.0
+    confirm_response: str | None = None
+
+    def needs_confirmation(self, intent: str | None, confidence: float | None) -> bool:
+        """True when this immediate trigger's own intent was recognised with too little
+        confidence to hand off without asking the customer first."""
+        return (
+            self.mode == "immediate"
+            and intent in self.intents
+            and confidence is not None
+            and confidence < self.min_confidence
+        )
+
+    def first_turn(self, intent: str | None, confidence: float | None) -> str:
+        """What the assistant does when a message with this trigger's intent opens a
+        conversation: ``handoff`` at once, or ``offer`` (an offer, or a confirming question)."""
+        if self.mode == "offer" or self.needs_confirmation(intent, confidence):
+            return "offer"
+        return "handoff"
 
 
 @dataclass(frozen=True)
@@ -151,6 +174,7 @@ class HandoffRules:
     frustration: FrustrationConfig = field(default_factory=lambda: FrustrationConfig.from_dict(None))
     lead_scoring: LeadScoringConfig = field(default_factory=lambda: LeadScoringConfig.from_dict(None))
     language: LanguageConfig = field(default_factory=lambda: LanguageConfig.from_dict(None))
+    explicit_request: ExplicitRequestConfig = field(default_factory=lambda: ExplicitRequestConfig.from_dict(None))
     timeout: Timeout = field(default_factory=Timeout)
     waiting: Waiting = field(default_factory=Waiting)
 
@@ -165,6 +189,17 @@ class HandoffRules:
             if intent and intent in trigger.intents:
                 return trigger
         return None
+
+    def first_turn(self, intent: str | None, confidence: float | None) -> str:
+        """What the assistant does with the first message of a conversation, from its intent:
+        ``handoff`` (at once), ``offer`` (offers a person or asks whether one is wanted),
+        ``rephrase`` (asks to say it differently) or ``answer``. The signals that
+        ``action_assess_turn`` adds (frustration, repeat contact, a long conversation) are not
+        part of this decision."""
+        if intent == "nlu_fallback":
+            return "rephrase"
+        trigger = self.for_intent(intent)
+        return trigger.first_turn(intent, confidence) if trigger else "answer"
 
     @property
     def intents(self) -> set[str]:
@@ -194,6 +229,10 @@ def parse_rules(data: object, source: str = "handoff_rules.yml") -> HandoffRules
         mode = spec.get("mode", "immediate")
         if mode == "offer" and not spec.get("offer_response"):
             raise RulesError(f"{source}: trigger {name!r} offers a person, so it needs an offer_response")
+        if spec.get("min_confidence") and not spec.get("confirm_response"):
+            raise RulesError(f"{source}: trigger {name!r} has a min_confidence, so it needs a confirm_response")
+        if spec.get("min_confidence") and mode == "offer":
+            raise RulesError(f"{source}: trigger {name!r} offers a person anyway: min_confidence is for immediate triggers")
         triggers[name] = Trigger(
             name=name,
             reason=spec["reason"],
@@ -204,12 +243,15 @@ def parse_rules(data: object, source: str = "handoff_rules.yml") -> HandoffRules
             response=spec.get("response"),
             mode=mode,
             offer_response=spec.get("offer_response"),
+            min_confidence=float(spec.get("min_confidence") or 0.0),
+            confirm_response=spec.get("confirm_response"),
         )
     sections = {}
     for key, config_class in (
         ("frustration", FrustrationConfig),
         ("lead_scoring", LeadScoringConfig),
         ("language", LanguageConfig),
+        ("explicit_request", ExplicitRequestConfig),
     ):
         try:
             sections[key] = config_class.from_dict(data.get(key))  # type: ignore[union-attr]

@@ -52,8 +52,10 @@ def problems(domain_path: Path, rules_file: Path) -> list[str]:
         for intent in trigger.intents:
             if intent not in intents:
                 found.append(f"trigger {trigger.name!r}: intent {intent!r} is not in the domain")
-        if trigger.response and trigger.response not in responses:
-            found.append(f"trigger {trigger.name!r}: response {trigger.response!r} is not in the domain")
+        for key in ("response", "offer_response", "confirm_response"):
+            response = getattr(trigger, key)
+            if response and response not in responses:
+                found.append(f"trigger {trigger.name!r}: {key} {response!r} is not in the domain")
     for response in REQUIRED_RESPONSES:
         if response not in responses:
             found.append(f"the domain has no {response!r}, which the handoff loop says")

@@ -135,3 +135,28 @@ async def test_declining_is_remembered():
     assert dispatcher.messages[0]["response"] == "utter_offer_declined"
     assert slots(events)["handoff_declined"] == ["timeout", "complex"]
     assert slots(events)["handoff_offered"] is None
+
+
+async def test_a_sensitive_intent_below_its_min_confidence_is_asked_first():
+    events, _ = await run(ActionAssessTurn, tracker([user("how do I get a copy of my bill", "money_trouble", confidence=0.6)]))
+    assert slots(events)["escalation"] == "confirm"
+    assert slots(events)["escalation_trigger"] == "money_trouble"
+    assert slots(events)["escalation_signals"] == ["low_confidence"]
+
+
+async def test_a_confident_sensitive_intent_hands_off_unasked():
+    events, _ = await run(ActionAssessTurn, tracker([user("I can't pay my invoice, I lost my job", "money_trouble", confidence=0.97)]))
+    assert slots(events).get("escalation") is None  # the rule intent → action_handoff decides
+
+
+async def test_the_confirming_question_is_the_triggers_own_in_both_languages():
+    t = tracker([user("weet niet of ik kan betalen", "money_trouble", confidence=0.6)], escalation="confirm", escalation_trigger="money_trouble", language="nl")
+    events, dispatcher = await run(ActionOfferHandoff, t)
+    assert dispatcher.messages[0]["response"] == "utter_confirm_handoff_money_trouble"
+    assert slots(events)["handoff_offered"] == "money_trouble"
+
+
+async def test_frustration_at_handoff_level_wins_over_a_confirming_question():
+    history = [user("where is my order", "ask_order_status", 100), bot("Track it here"), user("THIS DOES NOT HELP, I WANT TO COMPLAIN", "complaint", 101, confidence=0.55)]
+    events, _ = await run(ActionAssessTurn, tracker(history))
+    assert slots(events)["escalation"] == "handoff"

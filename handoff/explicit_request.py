@@ -1,0 +1,254 @@
+"""The keyword backstop for explicit requests for a person, as designers write it in YAML.
+
+An explicit request ("I want to talk to a human", "kan ik een medewerker spreken", "agent!") must
+reach a person whatever the intent classifier makes of it, also when the same message first
+complains about the bot. The ``explicit_request`` section of ``handoff_rules.yml`` lists, per
+language, the words for a person, the words for reaching one, whole phrases that are a request on
+their own, and phrases that look like one but are not ("travel agent"). A message is an explicit
+request when
+
+- it holds one of the ``phrases``; or
+- a ``persons`` word and a ``verbs`` word (of reaching: talk, call, spreken) stand within
+  ``window`` words of each other, in either order; or a ``wish_verbs`` word (want, need, wil)
+  stands at most ``close_window`` words before a ``persons`` word ("I want a human", not "I need
+  an invoice for my manager"); or a ``weak_persons`` word ("someone", "iemand") and a verb of
+  reaching stand within ``close_window`` words ("can someone call me", not "I want to give
+  someone a gift card"); or
+- it is hardly more than a person word ("agent", "human please", "medewerker!").
+
+Words match whatever their case and accents, a person word also with a short ending ("agents",
+"medewerkers", "collega's"), and a word of five letters or more also with one typo ("agnet",
+"huamn", "medwerker"), a four-letter word with two letters swapped ("tlak"). Matching is linear in
+the length of the message: each word is looked up in tables built once, never compared with every
+keyword or scanned by a backtracking pattern.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+LANGUAGES = ("en", "nl")
+# Longer "words" are pasted links, codes or noise: never a person or a verb, and not worth the
+# typo tables.
+MAX_WORD = 24
+SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "window": {"type": "integer", "minimum": 1, "maximum": 12},
+        "close_window": {"type": "integer", "minimum": 1, "maximum": 12},
+        "short_message_words": {"type": "integer", "minimum": 1, "maximum": 8},
+        **{
+            key: {
+                "type": "object",
+                "propertyNames": {"enum": list(LANGUAGES)},
+                "additionalProperties": {"type": "array", "items": {"type": "string", "minLength": 1}},
+            }
+            for key in ("persons", "weak_persons", "verbs", "wish_verbs", "phrases", "not_requests", "filler", "not_typos")
+        },
+    },
+}
+# A person word may carry one of these endings: "agents", "medewerkers", "collega's", "mensen".
+ENDINGS = ("s", "es", "en", "n", "'s")
+
+
+def normalise(text: str) -> list[str]:
+    """Lowercase words without accents; apostrophes kept inside a word ("collega's")."""
+    text = unicodedata.normalize("NFKD", text.lower().replace("\u2019", "'"))
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    return WORD.findall(text)
+
+
+def _deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+def _swaps(word: str) -> set[str]:
+    return {word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(len(word) - 1)}
+
+
+class Vocabulary:
+    """One class of words (persons, verbs): exact forms, forms with a typo, short endings."""
+
+    def __init__(self, words: Iterable[str], not_typos: Iterable[str] = (), endings: bool = False):
+        self.exact: set[str] = set()
+        self.typos: dict[str, str] = {}
+        self.endings = endings
+        self.not_typos = set(not_typos)
+        for phrase in words:
+            tokens = normalise(phrase)
+            if len(tokens) != 1:
+                continue  # several words: matched as a phrase
+            word = tokens[0]
+            self.exact.add(word)
+        for word in self.exact:
+            if len(word) >= 5:
+                # Symmetric deletion: two words one edit (or one swap) apart share a deletion.
+                for variant in _deletions(word) | {word}:
+                    self.typos.setdefault(variant, word)
+            elif len(word) == 4:
+                for variant in _swaps(word):
+                    self.typos.setdefault("swap:" + variant, word)
+
+    def match(self, token: str) -> str | None:
+        """The vocabulary word ``token`` stands for, or None."""
+        if token in self.exact:
+            return token
+        if token in self.not_typos or len(token) > MAX_WORD or len(token) < 4:
+            return None
+        if self.endings:
+            for ending in ENDINGS:
+                stem = token[: -len(ending)]
+                if token.endswith(ending) and len(stem) >= 4 and stem in self.exact:
+                    return stem
+        if len(token) == 4:
+            return self.typos.get("swap:" + token)
+        if token in self.typos:
+            return self.typos[token]
+        for variant in _deletions(token):
+            if variant in self.exact or variant in self.typos:
+                return self.typos.get(variant) or variant
+        return None
+
+
+KINDS = {"persons": "person", "weak_persons": "weak", "verbs": "verb", "wish_verbs": "wish", "phrases": "phrase"}
+
+
+@dataclass(frozen=True)
+class Match:
+    """Why a message counts as an explicit request."""
+
+    kind: str  # phrase | person_and_verb | short
+    words: tuple[str, ...]
+
+
+@dataclass
+class ExplicitRequestConfig:
+    """The ``explicit_request`` section of ``handoff_rules.yml``, all languages together."""
+
+    window: int = 5
+    close_window: int = 3
+    short_message_words: int = 3
+    persons: tuple[str, ...] = ()
+    weak_persons: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ()
+    wish_verbs: tuple[str, ...] = ()
+    phrases: tuple[str, ...] = ()
+    not_requests: tuple[str, ...] = ()
+    filler: tuple[str, ...] = ()
+    not_typos: tuple[str, ...] = ()
+    _compiled: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> ExplicitRequestConfig:
+        import jsonschema
+
+        data = data or {}
+        errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data), key=lambda e: list(e.absolute_path))
+        if errors:
+            where = "/".join(str(p) for p in errors[0].absolute_path) or "(top level)"
+            raise ValueError(f"at {where}: {errors[0].message}")
+
+        def words(key: str) -> tuple[str, ...]:
+            return tuple(w for language in (data.get(key) or {}).values() for w in language)
+
+        return cls(
+            window=int(data.get("window", 5)),
+            close_window=int(data.get("close_window", 3)),
+            short_message_words=int(data.get("short_message_words", 3)),
+            **{
+                key: words(key)
+                for key in ("persons", "weak_persons", "verbs", "wish_verbs", "phrases", "not_requests", "filler", "not_typos")
+            },
+        )
+
+    @property
+    def empty(self) -> bool:
+        return not (self.persons or self.phrases)
+
+    def _tables(self) -> dict:
+        if not self._compiled:
+            multi = {}
+            for key in ("persons", "weak_persons", "verbs", "wish_verbs", "phrases", "not_requests"):
+                for phrase in getattr(self, key):
+                    tokens = tuple(normalise(phrase))
+                    if len(tokens) > 1 or key in ("phrases", "not_requests"):
+                        multi.setdefault(tokens[0], []).append((tokens, key))
+            for entries in multi.values():
+                entries.sort(key=lambda entry: -len(entry[0]))  # longest phrase first
+            self._compiled.update(
+                persons=Vocabulary(self.persons, self.not_typos, endings=True),
+                weak=Vocabulary(self.weak_persons, self.not_typos, endings=False),
+                verbs=Vocabulary(self.verbs, self.not_typos),
+                wish=Vocabulary(self.wish_verbs, self.not_typos),
+                filler={t for f in self.filler for t in normalise(f)},
+                multi=multi,
+            )
+        return self._compiled
+
+    def match(self, text: str | None) -> Match | None:
+        """The reason ``text`` is an explicit request for a person, or None."""
+        if self.empty or not text:
+            return None
+        tables = self._tables()
+        tokens = normalise(text)
+        # Each position becomes one of: ("person", w), ("weak", w), ("verb", w), ("phrase", p),
+        # ("blocked", p) or None; a phrase covers all of its words.
+        marks: list[tuple[str, str] | None] = []
+        i = 0
+        while i < len(tokens):
+            token = tokens[i]
+            found = None
+            for phrase, key in tables["multi"].get(token, ()):
+                if tuple(tokens[i : i + len(phrase)]) == phrase:
+                    kind = KINDS.get(key, "blocked")
+                    found = (kind, " ".join(phrase), len(phrase))
+                    break
+            if found:
+                kind, words, length = found
+                if kind == "phrase":
+                    return Match("phrase", (words,))
+                marks.extend([(kind, words)] + [("part", words)] * (length - 1))
+                i += length
+                continue
+            if (word := tables["persons"].match(token)) is not None:
+                marks.append(("person", word))
+            elif (word := tables["weak"].match(token)) is not None:
+                marks.append(("weak", word))
+            elif (word := tables["verbs"].match(token)) is not None:
+                marks.append(("verb", word))
+            elif (word := tables["wish"].match(token)) is not None:
+                marks.append(("wish", word))
+            else:
+                marks.append(None)
+            i += 1
+
+        # A verb of reaching stands before or after the person ("talk to a human", "kan ik een
+        # medewerker spreken"); a wish only just before a person word ("I want a person", not
+        # "my manager wants an invoice"); a weak person word only close to a verb of reaching
+        # ("can someone call me", not "I want to give someone a gift card").
+        verbs = [k for k, m in enumerate(marks) if m and m[0] in ("verb", "wish")]
+        for k, mark in enumerate(marks):
+            if not mark or mark[0] not in ("person", "weak"):
+                continue
+            for v in verbs:
+                kind = marks[v][0]  # type: ignore[index]
+                if kind == "wish" and mark[0] == "weak":
+                    continue
+                reach = self.window if kind == "verb" and mark[0] == "person" else self.close_window
+                if 0 < k - v <= reach or (kind == "verb" and 0 < v - k <= reach):
+                    return Match("person_and_verb", (marks[v][1], mark[1]))  # type: ignore[index]
+        # A short message of person words, verbs and filler only: "agent", "human please".
+        content = [m for t, m in zip(tokens, marks, strict=True) if t not in tables["filler"]]
+        words = [m for m in content if m and m[0] != "part"]
+        if (
+            0 < len(words) <= self.short_message_words
+            and all(m and m[0] in ("person", "verb", "wish", "weak", "part") for m in content)
+            and any(m[0] == "person" for m in words)
+        ):
+            return Match("short", tuple(m[1] for m in words))
+        return None
