@@ -3,24 +3,28 @@
 An explicit request ("I want to talk to a human", "kan ik een medewerker spreken", "agent!") must
 reach a person whatever the intent classifier makes of it, also when the same message first
 complains about the bot. The ``explicit_request`` section of ``handoff_rules.yml`` lists, per
-language, the words for a person, the words for reaching one, whole phrases that are a request on
-their own, and phrases that look like one but are not ("travel agent"). A message is an explicit
-request when
+language, the words for a person, the verbs of reaching one, the words of wishing, whole phrases
+that are a request on their own, and words and phrases that make a message something else ("travel
+agent", "on sunday": a question about opening hours); a message holding one of those is left to
+the classifier. Otherwise a message is an explicit request when
 
-- it holds one of the ``phrases``; or
-- a ``persons`` word and a ``verbs`` word (of reaching: talk, call, spreken) stand within
-  ``window`` words of each other, in either order; or a ``wish_verbs`` word (want, need, wil)
+- it holds one of the ``phrases`` ("call me back", "wie kan ik bellen"); or
+- a ``persons`` word and one of the ``verbs`` of reaching (talk, call, spreken) stand within
+  ``window`` words of each other, in either order; or one of the ``wish_verbs`` (want, need, wil)
   stands at most ``close_window`` words before a ``persons`` word ("I want a human", not "I need
   an invoice for my manager"); or a ``weak_persons`` word ("someone", "iemand") and a verb of
   reaching stand within ``close_window`` words ("can someone call me", not "I want to give
   someone a gift card"); or
-- it is hardly more than a person word ("agent", "human please", "medewerker!").
+- one of its sentences is hardly more than a person word ("agent", "human please", "Domme
+  chatbot. Medewerker nu.").
 
 Words match whatever their case and accents, a person word also with a short ending ("agents",
-"medewerkers", "collega's"), and a word of five letters or more also with one typo ("agnet",
-"huamn", "medwerker"), a four-letter word with two letters swapped ("tlak"). Matching is linear in
-the length of the message: each word is looked up in tables built once, never compared with every
-keyword or scanned by a backtracking pattern.
+"medewerkers", "collega's"), and a person word or verb of five letters or more also with one typo
+("agnet", "huamn", "medwerker"), a four-letter one with two letters swapped ("tlak"); the short
+words of wishing only as written. :meth:`ExplicitRequestConfig.evidence` tells whether a message
+has any word for a person or for reaching one at all. Matching is linear in the length of the
+message: each word is looked up in tables built once, and each person word is paired only with
+the nearest verbs before and after it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+TOKEN = re.compile(r"([a-z0-9]+(?:'[a-z]+)?)|[.!?;]")
 LANGUAGES = ("en", "nl")
 # Longer "words" are pasted links, codes or noise: never a person or a verb, and not worth the
 # typo tables.
@@ -41,6 +46,7 @@ SCHEMA = {
     "properties": {
         "window": {"type": "integer", "minimum": 1, "maximum": 12},
         "close_window": {"type": "integer", "minimum": 1, "maximum": 12},
+        "unsupported_confidence": {"type": "number", "minimum": 0, "maximum": 1},
         "short_message_words": {"type": "integer", "minimum": 1, "maximum": 8},
         **{
             key: {
@@ -63,6 +69,20 @@ def normalise(text: str) -> list[str]:
     return WORD.findall(text)
 
 
+def tokenise(text: str) -> tuple[list[str], list[int]]:
+    """The words of ``text`` (as :func:`normalise`) and the word positions where a sentence ends."""
+    text = unicodedata.normalize("NFKD", text.lower().replace("\u2019", "'"))
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    tokens: list[str] = []
+    ends: list[int] = []
+    for found in TOKEN.finditer(text):
+        if found.group(1):
+            tokens.append(found.group(1))
+        elif tokens and (not ends or ends[-1] != len(tokens)):
+            ends.append(len(tokens))
+    return tokens, ends
+
+
 def _deletions(word: str) -> set[str]:
     return {word[:i] + word[i + 1 :] for i in range(len(word))}
 
@@ -74,10 +94,11 @@ def _swaps(word: str) -> set[str]:
 class Vocabulary:
     """One class of words (persons, verbs): exact forms, forms with a typo, short endings."""
 
-    def __init__(self, words: Iterable[str], not_typos: Iterable[str] = (), endings: bool = False):
+    def __init__(self, words: Iterable[str], not_typos: Iterable[str] = (), endings: bool = False, typos: bool = True):
         self.exact: set[str] = set()
         self.typos: dict[str, str] = {}
         self.endings = endings
+        self.allow_typos = typos
         self.not_typos = set(not_typos)
         for phrase in words:
             tokens = normalise(phrase)
@@ -98,13 +119,23 @@ class Vocabulary:
         """The vocabulary word ``token`` stands for, or None."""
         if token in self.exact:
             return token
+        if not self.allow_typos and not self.endings:
+            return None
         if token in self.not_typos or len(token) > MAX_WORD or len(token) < 4:
             return None
         if self.endings:
             for ending in ENDINGS:
                 stem = token[: -len(ending)]
-                if token.endswith(ending) and len(stem) >= 4 and stem in self.exact:
-                    return stem
+                if token.endswith(ending) and len(stem) >= 4:
+                    if stem in self.exact:
+                        return stem
+                    if self.allow_typos and len(stem) >= 5 and (typo := self._typo(stem)):
+                        return typo  # "mederwerkers"
+        if not self.allow_typos:
+            return None
+        return self._typo(token)
+
+    def _typo(self, token: str) -> str | None:
         if len(token) == 4:
             return self.typos.get("swap:" + token)
         if token in self.typos:
@@ -132,6 +163,7 @@ class ExplicitRequestConfig:
 
     window: int = 5
     close_window: int = 3
+    unsupported_confidence: float = 0.5
     short_message_words: int = 3
     persons: tuple[str, ...] = ()
     weak_persons: tuple[str, ...] = ()
@@ -159,6 +191,7 @@ class ExplicitRequestConfig:
         return cls(
             window=int(data.get("window", 5)),
             close_window=int(data.get("close_window", 3)),
+            unsupported_confidence=float(data.get("unsupported_confidence", 0.5)),
             short_message_words=int(data.get("short_message_words", 3)),
             **{
                 key: words(key)
@@ -184,20 +217,22 @@ class ExplicitRequestConfig:
                 persons=Vocabulary(self.persons, self.not_typos, endings=True),
                 weak=Vocabulary(self.weak_persons, self.not_typos, endings=False),
                 verbs=Vocabulary(self.verbs, self.not_typos),
-                wish=Vocabulary(self.wish_verbs, self.not_typos),
+                # Short everyday words ("graag", "want"): a typo of one is more often another word.
+                wish=Vocabulary(self.wish_verbs, typos=False),
                 filler={t for f in self.filler for t in normalise(f)},
+                loose=Vocabulary(
+                    {t for p in self.persons + self.weak_persons + self.verbs for t in normalise(p) if len(t) >= 4}
+                    - {t for f in self.filler for t in normalise(f)},
+                    self.not_typos,
+                ),
                 multi=multi,
             )
         return self._compiled
 
-    def match(self, text: str | None) -> Match | None:
-        """The reason ``text`` is an explicit request for a person, or None."""
-        if self.empty or not text:
-            return None
+    def _marks(self, tokens: list[str]) -> list[tuple[str, str] | None]:
+        """Each word as ("person" | "weak" | "verb" | "wish" | "phrase" | "blocked", word), or
+        None; the later words of a phrase are ("part", phrase)."""
         tables = self._tables()
-        tokens = normalise(text)
-        # Each position becomes one of: ("person", w), ("weak", w), ("verb", w), ("phrase", p),
-        # ("blocked", p) or None; a phrase covers all of its words.
         marks: list[tuple[str, str] | None] = []
         i = 0
         while i < len(tokens):
@@ -205,50 +240,86 @@ class ExplicitRequestConfig:
             found = None
             for phrase, key in tables["multi"].get(token, ()):
                 if tuple(tokens[i : i + len(phrase)]) == phrase:
-                    kind = KINDS.get(key, "blocked")
-                    found = (kind, " ".join(phrase), len(phrase))
+                    found = (KINDS.get(key, "blocked"), " ".join(phrase), len(phrase))
                     break
             if found:
                 kind, words, length = found
-                if kind == "phrase":
-                    return Match("phrase", (words,))
                 marks.extend([(kind, words)] + [("part", words)] * (length - 1))
                 i += length
                 continue
-            if (word := tables["persons"].match(token)) is not None:
-                marks.append(("person", word))
-            elif (word := tables["weak"].match(token)) is not None:
-                marks.append(("weak", word))
-            elif (word := tables["verbs"].match(token)) is not None:
-                marks.append(("verb", word))
-            elif (word := tables["wish"].match(token)) is not None:
-                marks.append(("wish", word))
+            for kind, table in (("person", "persons"), ("weak", "weak"), ("verb", "verbs"), ("wish", "wish")):
+                if (word := tables[table].match(token)) is not None:
+                    marks.append((kind, word))
+                    break
             else:
                 marks.append(None)
             i += 1
+        return marks
+
+    def _short(self, tokens: list[str], marks: list, filler: set[str]) -> bool:
+        content = [m for t, m in zip(tokens, marks, strict=True) if t not in filler]
+        words = [m for m in content if m and m[0] != "part"]
+        return (
+            0 < len(words) <= self.short_message_words
+            and all(m and m[0] in ("person", "verb", "wish", "weak", "part") for m in content)
+            and any(m[0] == "person" for m in words)
+        )
+
+    def evidence(self, text: str | None) -> bool:
+        """True when ``text`` has a word for a person or for reaching one at all, the least a
+        classifier's "request for a person" should rest on."""
+        if self.empty or not text:
+            return False
+        tokens = normalise(text)
+        if any(m and m[0] in ("person", "weak", "verb", "phrase", "part") for m in self._marks(tokens)):
+            return True
+        # A word of a several-word name with a typo: "custmer servce".
+        loose = self._tables()["loose"]
+        return any(loose.match(token) for token in tokens)
+
+    def match(self, text: str | None) -> Match | None:
+        """The reason ``text`` is an explicit request for a person, or None."""
+        if self.empty or not text:
+            return None
+        tables = self._tables()
+        tokens, sentence_ends = tokenise(text)
+        marks = self._marks(tokens)
+        if any(m and m[0] == "blocked" for m in marks):
+            return None  # "travel agent", "on sunday": the classifier decides
+        phrase = next((m for m in marks if m and m[0] == "phrase"), None)
+        if phrase:
+            return Match("phrase", (phrase[1],))
 
         # A verb of reaching stands before or after the person ("talk to a human", "kan ik een
         # medewerker spreken"); a wish only just before a person word ("I want a person", not
         # "my manager wants an invoice"); a weak person word only close to a verb of reaching
         # ("can someone call me", not "I want to give someone a gift card").
-        verbs = [k for k, m in enumerate(marks) if m and m[0] in ("verb", "wish")]
+        # The nearest verb of reaching and wish before each word, the nearest verb after it: one
+        # pass each way, so the time stays linear in the length of the message.
+        last_verb = last_wish = next_verb = None
+        before: list[tuple[int | None, int | None]] = []
         for k, mark in enumerate(marks):
-            if not mark or mark[0] not in ("person", "weak"):
-                continue
-            for v in verbs:
-                kind = marks[v][0]  # type: ignore[index]
-                if kind == "wish" and mark[0] == "weak":
-                    continue
-                reach = self.window if kind == "verb" and mark[0] == "person" else self.close_window
-                if 0 < k - v <= reach or (kind == "verb" and 0 < v - k <= reach):
-                    return Match("person_and_verb", (marks[v][1], mark[1]))  # type: ignore[index]
-        # A short message of person words, verbs and filler only: "agent", "human please".
-        content = [m for t, m in zip(tokens, marks, strict=True) if t not in tables["filler"]]
-        words = [m for m in content if m and m[0] != "part"]
-        if (
-            0 < len(words) <= self.short_message_words
-            and all(m and m[0] in ("person", "verb", "wish", "weak", "part") for m in content)
-            and any(m[0] == "person" for m in words)
-        ):
-            return Match("short", tuple(m[1] for m in words))
+            before.append((last_verb, last_wish))
+            if mark and mark[0] == "verb":
+                last_verb = k
+            elif mark and mark[0] == "wish":
+                last_wish = k
+        for k in range(len(marks) - 1, -1, -1):
+            mark = marks[k]
+            if mark and mark[0] in ("person", "weak"):
+                reach = self.window if mark[0] == "person" else self.close_window
+                verb, wish = before[k]
+                for v, limit in ((verb, reach), (next_verb, reach), (wish if mark[0] == "person" else None, self.close_window)):
+                    if v is not None and abs(k - v) <= limit:
+                        return Match("person_and_verb", (marks[v][1], mark[1]))  # type: ignore[index]
+            if mark and mark[0] == "verb":
+                next_verb = k
+        # A short sentence of person words, verbs and filler only: "agent", "human please",
+        # "Domme chatbot. Medewerker nu."
+        start = 0
+        for end in [*sentence_ends, len(tokens)]:
+            if self._short(tokens[start:end], marks[start:end], tables["filler"]):
+                words = tuple(m[1] for m in marks[start:end] if m and m[0] in ("person", "weak", "verb", "wish"))
+                return Match("short", words)
+            start = end
         return None

@@ -6,7 +6,10 @@ saw. This component runs after the classifiers (``config.yml``) and sets the int
 ``request_human`` with confidence 1.0 when the ``explicit_request`` section of
 ``handoff_rules.yml`` says the message asks for a person (:mod:`handoff.explicit_request`), so the
 rule "request_human → action_handoff" hands off at once. The parse result carries
-``explicit_request`` (why it matched) for the logs and the evaluation. It learns nothing: editing
+``explicit_request`` (why it matched) for the logs and the evaluation. The other way round, a
+classifier's ``request_human`` in a message without any word for a person or for reaching one
+gets a lower confidence (``unsupported_request`` in the parse result), so the assistant asks
+before it hands off. It learns nothing: editing
 the section needs no new training, only a restart of the Rasa server (the file is read when it
 changes on disk).
 """
@@ -66,6 +69,7 @@ class ExplicitRequestBackstop(GraphComponent, IntentClassifier):
         for message in messages:
             match = matcher.match(message.get(TEXT))
             if match is None:
+                self._check_support(message, matcher)
                 continue
             previous = (message.get(INTENT) or {}).get("name")
             if previous != self.intent:
@@ -76,3 +80,16 @@ class ExplicitRequestBackstop(GraphComponent, IntentClassifier):
             ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") != self.intent]
             message.data[INTENT_RANKING_KEY] = [chosen, *ranking]
         return messages
+
+    def _check_support(self, message: Message, matcher) -> None:
+        """A classifier's request for a person in a message with no word for a person or for
+        reaching one ("wat is de temperatuur") is not trusted: its confidence drops to the
+        section's ``unsupported_confidence``, so the customer is asked before a handoff."""
+        intent = message.get(INTENT) or {}
+        confidence = float(intent.get("confidence") or 0.0)
+        if intent.get("name") != self.intent or confidence <= matcher.unsupported_confidence or matcher.evidence(message.get(TEXT)):
+            return
+        lowered = {"name": self.intent, "confidence": matcher.unsupported_confidence}
+        message.data[INTENT] = lowered
+        message.data[INTENT_RANKING_KEY] = [lowered, *[r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") != self.intent]]
+        message.set("unsupported_request", {"confidence_before": round(confidence, 3)}, add_to_output=True)

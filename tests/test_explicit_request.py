@@ -129,3 +129,37 @@ def test_the_pipeline_component_overrides_the_classifier():
     assert "explicit_request" in complaint_and_request.as_dict(only_output_properties=True)
     assert routine.get("intent")["name"] == "ask_invoice"
     assert routine.get("explicit_request") is None
+
+
+def test_a_request_without_any_word_for_a_person_is_not_trusted():
+    from rasa.shared.nlu.training_data.message import Message
+
+    from handoff.nlu_backstop import ExplicitRequestBackstop
+
+    component = ExplicitRequestBackstop(ExplicitRequestBackstop.get_default_config())
+    no_person = Message(data={"text": "wat is de temperatuur", "intent": {"name": "request_human", "confidence": 0.98}})
+    with_person = Message(data={"text": "are any agents around", "intent": {"name": "request_human", "confidence": 0.9}})
+    component.process([no_person, with_person])
+    assert no_person.get("intent") == {"name": "request_human", "confidence": 0.5}
+    assert no_person.get("unsupported_request") == {"confidence_before": 0.98}
+    assert load_rules().first_turn("request_human", 0.5) == "offer"
+    assert with_person.get("intent")["confidence"] == 0.9
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Domme chatbot. Medewerker nu.", "Bot, I'm done with you. Human.", "someone from customer care", "contact support", "Are any agents available?", "Kunt u dit escaleren naar een leidinggevende?"],
+)
+def test_requests_after_a_complaint_or_without_a_verb(matcher, text):
+    assert matcher.match(text) is not None, text
+
+
+@pytest.mark.parametrize("text", ["Hoe vraag ik mijn leidinggevende om opslag?", "How do I apply for a job as a call centre agent?", "Does the vacuum support carpets?"])
+def test_more_look_alikes(matcher, text):
+    assert matcher.match(text) is None, text
+
+
+def test_typos_in_a_plural_and_in_a_several_word_name(matcher):
+    assert matcher.match("mederwerkers?") is not None
+    assert matcher.evidence("custmer servce")
+    assert not matcher.evidence("wat is de temperatuur")
