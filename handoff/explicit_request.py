@@ -221,7 +221,7 @@ class ExplicitRequestConfig:
                 wish=Vocabulary(self.wish_verbs, typos=False),
                 filler={t for f in self.filler for t in normalise(f)},
                 loose=Vocabulary(
-                    {t for p in self.persons + self.weak_persons + self.verbs for t in normalise(p) if len(t) >= 4}
+                    {t for p in self.persons + self.weak_persons + self.verbs + self.phrases for t in normalise(p) if len(t) >= 4}
                     - {t for f in self.filler for t in normalise(f)},
                     self.not_typos,
                 ),
@@ -233,13 +233,17 @@ class ExplicitRequestConfig:
         """Each word as ("person" | "weak" | "verb" | "wish" | "phrase" | "blocked", word), or
         None; the later words of a phrase are ("part", phrase)."""
         tables = self._tables()
+        # Phrases are compared word by word after each word is put right if it is a typo of
+        # one of the section's words ("custmer servce" → "customer service").
+        loose = tables["loose"]
+        canonical = [loose.match(token) or token for token in tokens]
         marks: list[tuple[str, str] | None] = []
         i = 0
         while i < len(tokens):
             token = tokens[i]
             found = None
-            for phrase, key in tables["multi"].get(token, ()):
-                if tuple(tokens[i : i + len(phrase)]) == phrase:
+            for phrase, key in tables["multi"].get(canonical[i], ()):
+                if tuple(canonical[i : i + len(phrase)]) == phrase:
                     found = (KINDS.get(key, "blocked"), " ".join(phrase), len(phrase))
                     break
             if found:
@@ -257,7 +261,7 @@ class ExplicitRequestConfig:
         return marks
 
     def _short(self, tokens: list[str], marks: list, filler: set[str]) -> bool:
-        content = [m for t, m in zip(tokens, marks, strict=True) if t not in filler]
+        content = [m for t, m in zip(tokens, marks, strict=True) if m is not None or t not in filler]
         words = [m for m in content if m and m[0] != "part"]
         return (
             0 < len(words) <= self.short_message_words
@@ -266,16 +270,15 @@ class ExplicitRequestConfig:
         )
 
     def evidence(self, text: str | None) -> bool:
-        """True when ``text`` has a word for a person or for reaching one at all, the least a
-        classifier's "request for a person" should rest on."""
+        """True when ``text`` has both a word for a person (or one of the phrases) and a word of
+        reaching or wishing, anywhere: the least a classifier's "request for a person" should
+        rest on ("What's the plural of person?" and "call a taxi" have only one of the two)."""
         if self.empty or not text:
             return False
-        tokens = normalise(text)
-        if any(m and m[0] in ("person", "weak", "verb", "phrase", "part") for m in self._marks(tokens)):
+        kinds = {m[0] for m in self._marks(normalise(text)) if m}
+        if "phrase" in kinds:
             return True
-        # A word of a several-word name with a typo: "custmer servce".
-        loose = self._tables()["loose"]
-        return any(loose.match(token) for token in tokens)
+        return bool(kinds & {"person", "weak"}) and bool(kinds & {"verb", "wish"})
 
     def match(self, text: str | None) -> Match | None:
         """The reason ``text`` is an explicit request for a person, or None."""

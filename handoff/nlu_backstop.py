@@ -7,8 +7,8 @@ saw. This component runs after the classifiers (``config.yml``) and sets the int
 ``handoff_rules.yml`` says the message asks for a person (:mod:`handoff.explicit_request`), so the
 rule "request_human → action_handoff" hands off at once. The parse result carries
 ``explicit_request`` (why it matched) for the logs and the evaluation. The other way round, a
-classifier's ``request_human`` in a message without any word for a person or for reaching one
-gets a lower confidence (``unsupported_request`` in the parse result), so the assistant asks
+classifier's ``request_human`` in a message without both a word for a person and a word of
+reaching or wishing gets a lower confidence (``unsupported_request`` in the parse result), so the assistant asks
 before it hands off. It learns nothing: editing
 the section needs no new training, only a restart of the Rasa server (the file is read when it
 changes on disk).
@@ -82,8 +82,9 @@ class ExplicitRequestBackstop(GraphComponent, IntentClassifier):
         return messages
 
     def _check_support(self, message: Message, matcher) -> None:
-        """A classifier's request for a person in a message with no word for a person or for
-        reaching one ("wat is de temperatuur") is not trusted: its confidence drops to the
+        """A classifier's request for a person in a message without both a word for a person and
+        a word of reaching or wishing ("wat is de temperatuur", "what's the plural of person?") is
+        not trusted: its confidence drops to the
         section's ``unsupported_confidence``, so the customer is asked before a handoff."""
         intent = message.get(INTENT) or {}
         confidence = float(intent.get("confidence") or 0.0)

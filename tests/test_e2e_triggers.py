@@ -62,7 +62,7 @@ def test_out_of_scope_is_offered_first_and_can_be_declined(stack, helpdesk):
 
 def test_out_of_scope_offer_accepted_in_dutch(stack, helpdesk):
     sender = new_sender("accept")
-    offer = said(stack.say(sender, "Kan ik twee kortingscodes combineren op een bestelling die al verzonden is?"))
+    offer = said(stack.say(sender, "Verhuren jullie ook partytenten voor een bruiloft?"))
     assert "medewerker" in offer
     stack.say(sender, "ja graag")
     [requested] = helpdesk.wait_for("handoff.requested", sender)

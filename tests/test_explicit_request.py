@@ -138,7 +138,7 @@ def test_a_request_without_any_word_for_a_person_is_not_trusted():
 
     component = ExplicitRequestBackstop(ExplicitRequestBackstop.get_default_config())
     no_person = Message(data={"text": "wat is de temperatuur", "intent": {"name": "request_human", "confidence": 0.98}})
-    with_person = Message(data={"text": "are any agents around", "intent": {"name": "request_human", "confidence": 0.9}})
+    with_person = Message(data={"text": "are any agents around, I need one", "intent": {"name": "request_human", "confidence": 0.9}})
     component.process([no_person, with_person])
     assert no_person.get("intent") == {"name": "request_human", "confidence": 0.5}
     assert no_person.get("unsupported_request") == {"confidence_before": 0.98}
@@ -161,5 +161,12 @@ def test_more_look_alikes(matcher, text):
 
 def test_typos_in_a_plural_and_in_a_several_word_name(matcher):
     assert matcher.match("mederwerkers?") is not None
-    assert matcher.evidence("custmer servce")
+    assert matcher.match("custmer servce please") is not None
     assert not matcher.evidence("wat is de temperatuur")
+
+
+def test_evidence_needs_a_person_and_a_way_of_reaching_them(matcher):
+    assert matcher.evidence("are any agents around, I want one")
+    assert matcher.evidence("call me back")  # a phrase is enough
+    assert not matcher.evidence("What's the plural of person?")
+    assert not matcher.evidence("call a taxi for me")
