@@ -220,8 +220,10 @@ class ExplicitRequestConfig:
                 # Short everyday words ("graag", "want"): a typo of one is more often another word.
                 wish=Vocabulary(self.wish_verbs, typos=False),
                 filler={t for f in self.filler for t in normalise(f)},
+                # The words of several-word person names ("customer service"), for typos inside
+                # them; verbs are left out, so "phoned you" does not become "phone you".
                 loose=Vocabulary(
-                    {t for p in self.persons + self.weak_persons + self.verbs + self.phrases for t in normalise(p) if len(t) >= 4}
+                    {t for p in self.persons + self.weak_persons if len(normalise(p)) > 1 for t in normalise(p) if len(t) >= 4}
                     - {t for f in self.filler for t in normalise(f)},
                     self.not_typos,
                 ),

@@ -62,7 +62,7 @@ def test_out_of_scope_is_offered_first_and_can_be_declined(stack, helpdesk):
 
 def test_out_of_scope_offer_accepted_in_dutch(stack, helpdesk):
     sender = new_sender("accept")
-    offer = said(stack.say(sender, "Verhuren jullie ook partytenten voor een bruiloft?"))
+    offer = said(stack.say(sender, "Repareren jullie ook een stofzuiger die buiten de garantie valt?"))
     assert "medewerker" in offer
     stack.say(sender, "ja graag")
     [requested] = helpdesk.wait_for("handoff.requested", sender)
@@ -98,3 +98,62 @@ def test_person_on_request_in_the_middle_of_the_lead_form(stack, helpdesk):
     assert requested["reason"] == "customer_request"
     tracker = stack.tracker(sender)
     assert tracker["paused"] is True and not (tracker.get("active_loop") or {}).get("name")
+
+
+@pytest.mark.parametrize(
+    "text, language",
+    [
+        ("this bot is useless, how do I contact a human?", "en"),
+        ("Je snapt me niet. Wie kan ik bellen over mijn bestelling?", "nl"),
+    ],
+)
+def test_an_explicit_request_after_a_complaint_hands_off_at_once(stack, helpdesk, text, language):
+    sender = new_sender("explicit")
+    stack.say(sender, text)
+    [requested] = helpdesk.wait_for("handoff.requested", sender)
+    assert requested["reason"] == "customer_request" and requested["language"] == language
+    assert requested["trigger"]["intent"] == "request_human" and requested["trigger"]["confidence"] == 1.0
+    assert "explicit_request" in requested["trigger"]["signals"]
+    assert stack.tracker(sender)["paused"] is True
+
+
+def test_a_matter_recognised_with_little_confidence_is_asked_first(stack, helpdesk):
+    # "/intent@confidence" is Rasa's own way to send an intent with a given confidence.
+    sender = new_sender("unsure")
+    question = said(stack.say(sender, "/money_trouble@0.6"))
+    assert "problem with paying" in question
+    assert stack.tracker(sender)["paused"] is False
+    assert helpdesk.events("handoff.requested", sender) == []
+    stack.say(sender, "yes please")
+    [requested] = helpdesk.wait_for("handoff.requested", sender)
+    assert (requested["reason"], requested["priority"]) == ("sensitive", "high")
+    assert requested["trigger"]["signals"] == ["low_confidence"]
+    assert stack.tracker(sender)["paused"] is True
+
+
+def test_a_matter_recognised_with_little_confidence_can_be_declined(stack, helpdesk):
+    sender = new_sender("unsure-no")
+    assert "complaint" in said(stack.say(sender, "/complaint@0.55"))
+    assert "what else" in said(stack.say(sender, "no thanks"))
+    assert helpdesk.events("handoff.requested", sender) == []
+    assert stack.tracker(sender)["paused"] is False
+
+
+def test_a_confident_sensitive_matter_is_not_asked(stack, helpdesk):
+    sender = new_sender("sure")
+    stack.say(sender, "/money_trouble@0.97")
+    [requested] = helpdesk.wait_for("handoff.requested", sender)
+    assert requested["trigger"]["signals"] == []
+    assert stack.tracker(sender)["paused"] is True
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("what will the weather be like tomorrow?", "northwind shop's assistant"), ("zet een wekker voor morgenochtend om zeven uur", "northwind shop")],
+)
+def test_a_general_assistant_request_gets_the_scope_and_an_offer(stack, helpdesk, text, expected):
+    sender = new_sender("oos")
+    answer = said(stack.say(sender, text))
+    assert expected in answer
+    assert stack.tracker(sender)["paused"] is False
+    assert helpdesk.events("handoff.requested", sender) == []

@@ -170,3 +170,8 @@ def test_evidence_needs_a_person_and_a_way_of_reaching_them(matcher):
     assert matcher.evidence("call me back")  # a phrase is enough
     assert not matcher.evidence("What's the plural of person?")
     assert not matcher.evidence("call a taxi for me")
+
+
+@pytest.mark.parametrize("text", ["I already phoned you about this on Tuesday", "we have 150 employees", "wacht even, chat ik nu met een echt mens?"])
+def test_past_contact_lead_answers_and_questions_about_the_bot(matcher, text):
+    assert matcher.match(text) is None, text
