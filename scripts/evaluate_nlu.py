@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -26,6 +27,8 @@ RECALL_TARGET = 0.95
 ROUTINE = {
     "greet", "goodbye", "thank", "affirm", "deny", "bot_challenge", "ask_opening_hours",
     "ask_delivery", "ask_returns", "ask_payment_methods", "ask_order_status", "ask_prices",
+    "ask_account", "ask_password", "ask_invoice", "ask_payment_issue", "change_address", "cancel_order",
+    "ask_refund_status", "ask_discount_code", "ask_gift_card", "ask_stock", "ask_product",
 }
 
 
@@ -58,7 +61,9 @@ def metrics(pairs: list[tuple[str, str]]) -> dict[str, dict[str, float]]:
 async def parse_all(model: Path, files: list[Path]) -> dict[str, list[dict]]:
     from rasa.core.agent import Agent
     from rasa.shared.nlu.training_data.loading import load_data
+    from rasa.utils.log_utils import configure_structlog
 
+    configure_structlog(logging.WARNING)  # not a debug line per parsed message
     agent = Agent.load(str(model))
     results: dict[str, list[dict]] = {}
     for file in files:
