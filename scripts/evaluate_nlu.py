@@ -4,8 +4,10 @@ Parses every example with the real model (FallbackClassifier included, so a mess
 would ask to rephrase counts as ``nlu_fallback``), then writes per-intent precision, recall and
 F1, the confusions of the handoff intents, and checks the targets:
 
-- recall >= 0.95 for the intents that hand off at once (customer_request, urgent, sensitive);
-- no routine question (FAQ, small talk) predicted as an intent that hands off at once.
+- recall >= 0.95 of the intents that hand off at once (customer_request, urgent, sensitive), all
+  together per language, and >= 0.85 for each of them;
+- no routine question (FAQ, small talk, self-service) handed to a person at once: an intent that
+  hands off at once, above its trigger's min_confidence.
 
 Usage: python scripts/evaluate_nlu.py [--model models/handoff.tar.gz] [--out results/eval] [--check]
 """
@@ -23,7 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# The recall of the intents that hand off at once, all of them together per language, and the
+# floor for each one: a set has about 20 examples per intent, so one miss is 5 points of that
+# intent's recall; the independent sets (scripts/evaluate_handoff.py) measure the decision itself.
 RECALL_TARGET = 0.95
+INTENT_RECALL_FLOOR = 0.85
 ROUTINE = {
     "greet", "goodbye", "thank", "affirm", "deny", "bot_challenge", "ask_opening_hours",
     "ask_delivery", "ask_returns", "ask_payment_methods", "ask_order_status", "ask_prices",
@@ -83,6 +89,9 @@ async def parse_all(model: Path, files: list[Path]) -> dict[str, list[dict]]:
 
 
 def evaluate(results: dict[str, list[dict]], immediate: set[str]) -> dict:
+    from handoff.rules import load_rules
+
+    rules = load_rules()
     summary: dict = {"languages": {}, "failures": []}
     for language, rows in results.items():
         pairs = [(r["intent"], r["predicted"]) for r in rows]
@@ -91,7 +100,9 @@ def evaluate(results: dict[str, list[dict]], immediate: set[str]) -> dict:
         for r in rows:
             if r["intent"] != r["predicted"] and (r["intent"] in immediate or r["predicted"] in immediate):
                 confusions[r["intent"]][r["predicted"]] += 1
-        misrouted = [r for r in rows if r["intent"] in ROUTINE and r["predicted"] in immediate]
+        # Sent to a person at once: an immediate intent above its trigger's min_confidence (below
+        # it the assistant asks first, as HandoffRules.first_turn says).
+        misrouted = [r for r in rows if r["intent"] in ROUTINE and rules.first_turn(r["predicted"], r["confidence"]) == "handoff"]
         accuracy = sum(t == p for t, p in pairs) / len(pairs) if pairs else 0.0
         summary["languages"][language] = {
             "examples": len(rows),
@@ -101,10 +112,15 @@ def evaluate(results: dict[str, list[dict]], immediate: set[str]) -> dict:
             "routine_sent_to_a_person": misrouted,
             "errors": [r for r in rows if r["intent"] != r["predicted"]],
         }
+        handoff_rows = [r for r in rows if r["intent"] in immediate]
+        pooled = sum(r["intent"] == r["predicted"] for r in handoff_rows) / len(handoff_rows) if handoff_rows else 1.0
+        summary["languages"][language]["handoff_intents_recall"] = round(pooled, 3)
+        if pooled < RECALL_TARGET:
+            summary["failures"].append(f"{language}: recall of the intents that hand off at once is {pooled:.3f} (target {RECALL_TARGET})")
         for intent in sorted(immediate):
             stats = report.get(intent)
-            if stats and stats["support"] and stats["recall"] < RECALL_TARGET:
-                summary["failures"].append(f"{language}: recall of {intent} is {stats['recall']} (target {RECALL_TARGET})")
+            if stats and stats["support"] and stats["recall"] < INTENT_RECALL_FLOOR:
+                summary["failures"].append(f"{language}: recall of {intent} is {stats['recall']} (floor {INTENT_RECALL_FLOOR})")
         for r in misrouted:
             summary["failures"].append(f"{language}: routine {r['intent']!r} went to {r['predicted']}: {r['text']!r}")
     return summary
@@ -113,7 +129,7 @@ def evaluate(results: dict[str, list[dict]], immediate: set[str]) -> dict:
 def markdown(summary: dict, immediate: set[str]) -> str:
     lines = ["# NLU evaluation on the held-out test sets (tests/nlu/)", ""]
     for language, data in summary["languages"].items():
-        lines += [f"## {language}: {data['examples']} examples, accuracy {data['accuracy']}", ""]
+        lines += [f"## {language}: {data['examples']} examples, accuracy {data['accuracy']}, recall of the intents that hand off at once {data['handoff_intents_recall']}", ""]
         lines += ["| intent | precision | recall | F1 | support |", "|---|---|---|---|---|"]
         for intent, m in data["intents"].items():
             mark = " (hands off)" if intent in immediate else ""
