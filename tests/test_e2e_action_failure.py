@@ -76,7 +76,8 @@ def test_dead_action_server_hands_off_and_hand_back_does_not_loop(stack, helpdes
     record = next(r for r in helpdesk.received if r.body is requested)
     assert record.signature_ok and record.headers["X-Handoff-Delivery"] == requested["event_id"]
     assert requested["reason"] == "bot_failure" and requested["language"] == "en"
-    assert requested["trigger"]["signals"] == ["action_failed"]
+    # The failure is the first signal; the explicit wording of the request is recorded beside it.
+    assert requested["trigger"]["signals"] == ["action_failed", "explicit_request"]
     assert requested["trigger"]["action"] == "action_handoff"
     assert requested["trigger"]["intent"] == "request_human"
     transcript = [(t["role"], t["text"]) for t in requested["transcript"]]
