@@ -16,13 +16,7 @@ from aiohttp import web
 from handoff.settings import Settings, get_settings
 from helpdesk import signin, views
 from helpdesk.assistant import AssistantClient
-from helpdesk.auth import (
-    AgentDirectory,
-    SessionSigner,
-    SignInThrottle,
-    development_banner,
-    load_agents,
-)
+from helpdesk.auth import AgentDirectory, SignInThrottle, development_banner, load_agents
 from helpdesk.db import create_engine_for, init_database
 from helpdesk.flash import FlashStore
 from helpdesk.keys import (
@@ -42,6 +36,7 @@ from helpdesk.keys import (
 from helpdesk.live import LiveUpdates
 from helpdesk.locks import TicketLocks
 from helpdesk.presentation import make_environment
+from helpdesk.sessions import SessionStore
 from helpdesk.store import TicketStore
 from helpdesk.webhook import handle_webhook
 
@@ -58,7 +53,19 @@ CONTENT_SECURITY_POLICY = (
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     engine = create_engine_for(app[DATABASE_URL_KEY])
-    app[STORE_KEY] = TicketStore(init_database(engine))
+    session_factory = init_database(engine)
+    app[STORE_KEY] = TicketStore(session_factory)
+    sessions = SessionStore(session_factory, app[SETTINGS_KEY].secret)
+    app[SESSIONS_KEY] = sessions
+    # Agents removed or with a new password since the last start lose their sessions now.
+    revoked = sessions.revoke_outdated(app[AGENTS_KEY])
+    purged = sessions.purge_expired()
+    if revoked or purged:
+        logger.info(
+            "agent sessions: %d revoked (agent or password changed), %d expired removed",
+            revoked,
+            purged,
+        )
     logger.info("helpdesk database: %s", engine.url.render_as_string(hide_password=True))
     yield
     engine.dispose()
@@ -108,8 +115,7 @@ def create_app(
     app[TEMPLATES_KEY] = make_environment()
     app[FLASH_KEY] = FlashStore()
     app[AGENTS_KEY] = agents
-    app[SESSIONS_KEY] = SessionSigner(settings.secret)
-    app[THROTTLE_KEY] = SignInThrottle()
+    app[THROTTLE_KEY] = SignInThrottle(agent_logins=agents.logins())
     app[LIVE_KEY] = LiveUpdates()
     app[LOCKS_KEY] = TicketLocks()
     app.cleanup_ctx.append(_database)

@@ -8,22 +8,26 @@ the one the customer sees in ``agent.joined`` and ``agent.message``, is the logi
 Without ``HELPDESK_AGENTS`` a development setup gets one agent, ``agent``, with a random password
 that ``python -m helpdesk`` prints at start-up; anywhere else the helpdesk refuses to start.
 
-A session is a cookie holding the login and the time of sign-in, signed with HMAC-SHA256 under a
-key derived from ``HELPDESK_SECRET``. It also carries a fingerprint of the agent's password, so
-changing a password (or removing the agent) ends that agent's sessions.
+Every password in ``HELPDESK_AGENTS`` must have at least :data:`MIN_PASSWORD_LENGTH` characters:
+outside development the helpdesk refuses to start otherwise (naming the agent), in development it
+warns.
+
+Sessions themselves live in the helpdesk database (:mod:`helpdesk.sessions`); the cookie
+(:data:`SESSION_COOKIE`) holds only a random token.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
-import json
+import ipaddress
 import logging
+import math
 import os
 import re
 import secrets
 import time
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -32,8 +36,8 @@ from handoff.settings import Settings, SettingsError
 logger = logging.getLogger("helpdesk.auth")
 
 SESSION_COOKIE = "helpdesk_session"
-#: How long a sign-in lasts, in seconds (a working day and a half).
-SESSION_MAX_AGE = 12 * 3600
+#: The fewest characters an agent's password may have.
+MIN_PASSWORD_LENGTH = 12
 DEVELOPMENT_LOGIN = "agent"
 _LOGIN_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -99,6 +103,10 @@ class AgentDirectory:
     def __len__(self) -> int:
         return len(self._agents)
 
+    def logins(self) -> list[str]:
+        """Every agent's login (lower case)."""
+        return list(self._agents)
+
     def get(self, login: str) -> Agent | None:
         return self._agents.get((login or "").strip().lower())
 
@@ -120,15 +128,35 @@ def load_agents(settings: Settings, environ: Mapping[str, str] | None = None) ->
     environ = os.environ if environ is None else environ
     raw = (environ.get("HELPDESK_AGENTS") or "").strip()
     if raw:
-        return AgentDirectory(parse_agents(raw))
+        agents = parse_agents(raw)
+        _check_password_lengths(agents, settings)
+        return AgentDirectory(agents)
     if not settings.is_development:
         raise SettingsError(
             f"HELPDESK_AGENTS is not set while HANDOFF_ENV={settings.environment!r}: list who may "
             'sign in to the helpdesk, e.g. HELPDESK_AGENTS="sanne:<password>,piet:<password>"'
         )
-    password = secrets.token_urlsafe(12)
+    password = secrets.token_urlsafe(15)  # 20 characters
     agent = Agent(login=DEVELOPMENT_LOGIN, name=display_name(DEVELOPMENT_LOGIN), password=password)
     return AgentDirectory([agent], generated_password=password)
+
+
+def _check_password_lengths(agents: Iterable[Agent], settings: Settings) -> None:
+    """Refuse (outside development) or warn about passwords under :data:`MIN_PASSWORD_LENGTH`;
+    the message names the agents, never the passwords."""
+    short = [agent.login for agent in agents if len(agent.password) < MIN_PASSWORD_LENGTH]
+    if not short:
+        return
+    message = (
+        f"HELPDESK_AGENTS: the password of {', '.join(short)} is shorter than "
+        f"{MIN_PASSWORD_LENGTH} characters"
+    )
+    if not settings.is_development:
+        raise SettingsError(
+            f"{message} while HANDOFF_ENV={settings.environment!r}: give every agent a password "
+            f"of at least {MIN_PASSWORD_LENGTH} characters"
+        )
+    logger.warning("%s; outside development the helpdesk would refuse to start", message)
 
 
 def development_banner(directory: AgentDirectory) -> str | None:
@@ -150,104 +178,144 @@ def development_banner(directory: AgentDirectory) -> str | None:
 
 
 class SignInThrottle:
-    """Refuses further attempts for a login from one address after too many failures in a row.
+    """Refuses sign-in attempts after too many recent failures, counted two ways:
 
-    Keyed by address and login, so guessing one agent's password from one place is slowed down
-    without letting anyone lock an agent out from elsewhere.
+    * per agent login, from any address: at most ``max_failures_per_login`` wrong passwords for one
+      agent in ``window_seconds``, however many addresses the guesses come from;
+    * per address (an IPv6 address counts as its /64): at most ``max_failures_per_address``
+      failures in the window, whichever logins were tried.
+
+    Flooding cannot reset it. The counters of listed agents' logins are never dropped before their
+    window passes; the other counters (addresses, logins nobody has) live in a table of at most
+    ``max_entries``: when it is full of live counters a new one is not made, rather than one that
+    may be holding someone back being dropped. A success clears only the failures of that login
+    from that address, never another address's.
     """
 
-    def __init__(self, max_failures: int = 10, window_seconds: float = 900) -> None:
-        self.max_failures = max_failures
+    def __init__(
+        self,
+        agent_logins: Iterable[str] = (),
+        max_failures_per_login: int = 10,
+        max_failures_per_address: int = 30,
+        window_seconds: float = 900,
+        max_entries: int = 10_000,
+    ) -> None:
+        self.max_failures_per_login = max_failures_per_login
+        self.max_failures_per_address = max_failures_per_address
         self.window_seconds = window_seconds
-        self._failures: dict[tuple[str, str], list[float]] = {}
+        self.max_entries = max_entries
+        self._agent_logins = {login.strip().lower() for login in agent_logins}
+        # key → failures as (monotonic time, the other half: address for a login, login for an
+        # address), oldest first. Keys: ("login", login) or ("address", address).
+        self._agents: dict[tuple[str, str], deque[tuple[float, str]]] = {}
+        self._others: OrderedDict[tuple[str, str], deque[tuple[float, str]]] = OrderedDict()
+        self._full_warned_at = -math.inf
 
-    def _recent(self, key: tuple[str, str], now: float) -> list[float]:
-        recent = [t for t in self._failures.get(key, []) if now - t < self.window_seconds]
-        if recent:
-            self._failures[key] = recent
-        else:
-            self._failures.pop(key, None)
-        return recent
+    @staticmethod
+    def address_key(address: str) -> str:
+        """The unit an address is counted in: itself, or its /64 network for IPv6."""
+        try:
+            ip = ipaddress.ip_address((address or "").strip())
+        except ValueError:
+            return (address or "-").strip()[:64]
+        if isinstance(ip, ipaddress.IPv6Address):
+            if ip.ipv4_mapped is not None:
+                return str(ip.ipv4_mapped)
+            return str(ipaddress.IPv6Network((ip, 64), strict=False))
+        return str(ip)
+
+    def _keys(self, address: str, login: str) -> tuple[tuple[str, str], tuple[str, str]]:
+        return ("login", login.strip().lower()), ("address", self.address_key(address))
+
+    def _table(self, key: tuple[str, str]) -> dict[tuple[str, str], deque[tuple[float, str]]]:
+        return self._agents if key[0] == "login" and key[1] in self._agent_logins else self._others
+
+    def _recent(self, key: tuple[str, str], now: float) -> deque[tuple[float, str]]:
+        table = self._table(key)
+        failures = table.get(key)
+        if failures is None:
+            return deque()
+        while failures and now - failures[0][0] >= self.window_seconds:
+            failures.popleft()
+        if not failures:
+            del table[key]
+        return failures
+
+    def _wait(self, failures: deque[tuple[float, str]], limit: int, now: float) -> int:
+        if len(failures) < limit:
+            return 0
+        # Allowed again once enough of the oldest failures have left the window.
+        oldest_that_counts = failures[len(failures) - limit][0]
+        return max(math.ceil(oldest_that_counts + self.window_seconds - now), 1)
 
     def retry_after(self, address: str, login: str, now: float | None = None) -> int:
-        """Seconds until ``login`` may be tried again from ``address`` (0: now)."""
+        """Seconds until ``login`` may be tried from ``address`` (0: now)."""
         now = time.monotonic() if now is None else now
-        recent = self._recent((address, login.strip().lower()), now)
-        if len(recent) < self.max_failures:
-            return 0
-        return max(int(recent[0] + self.window_seconds - now) + 1, 1)
+        login_key, address_key = self._keys(address, login)
+        return max(
+            self._wait(self._recent(login_key, now), self.max_failures_per_login, now),
+            self._wait(self._recent(address_key, now), self.max_failures_per_address, now),
+        )
 
     def failed(self, address: str, login: str, now: float | None = None) -> None:
+        """Count a wrong password (or unknown login) for ``login`` from ``address``."""
         now = time.monotonic() if now is None else now
-        key = (address, login.strip().lower())
-        self._failures[key] = [*self._recent(key, now), now]
-        if len(self._failures) > 10_000:  # bounded memory under a flood of made-up logins
-            self._failures.pop(next(iter(self._failures)))
+        login_key, address_key = self._keys(address, login)
+        self._count(login_key, address_key[1], self.max_failures_per_login, now)
+        self._count(address_key, login_key[1], self.max_failures_per_address, now)
 
-    def succeeded(self, address: str, login: str) -> None:
-        self._failures.pop((address, login.strip().lower()), None)
+    def _count(self, key: tuple[str, str], other: str, limit: int, now: float) -> None:
+        failures = self._recent(key, now)
+        table = self._table(key)
+        if key not in table:
+            if table is self._others and len(table) >= self.max_entries:
+                self._drop_expired(now)
+                if len(table) >= self.max_entries:
+                    self._warn_full(now)
+                    return
+            table[key] = failures
+        failures.append((now, other))
+        # Only the newest `limit` failures decide anything; older ones are not kept.
+        while len(failures) > limit:
+            failures.popleft()
+        if table is self._others:
+            self._others.move_to_end(key)
+
+    def _drop_expired(self, now: float) -> None:
+        # Ordered by last failure: the front holds the counters that have been quiet longest.
+        while self._others:
+            key, failures = next(iter(self._others.items()))
+            if now - failures[-1][0] < self.window_seconds:
+                break
+            del self._others[key]
+
+    def _warn_full(self, now: float) -> None:
+        if now - self._full_warned_at >= self.window_seconds:
+            self._full_warned_at = now
+            logger.warning(
+                "sign-in throttle full (%d live counters): new addresses and unknown logins are "
+                "not counted until some expire; agents' logins still are",
+                len(self._others),
+            )
+
+    def succeeded(self, address: str, login: str, now: float | None = None) -> None:
+        """Forget the failures of ``login`` from ``address`` (only those)."""
+        now = time.monotonic() if now is None else now
+        login_key, address_key = self._keys(address, login)
+        for key, other in ((login_key, address_key[1]), (address_key, login_key[1])):
+            failures = self._recent(key, now)
+            kept = [failure for failure in failures if failure[1] != other]
+            if len(kept) != len(failures):
+                failures.clear()
+                failures.extend(kept)
+                if not failures:
+                    del self._table(key)[key]
 
 
-# --- session cookie --------------------------------------------------------------------------------
+def __getattr__(name: str):
+    # helpdesk/keys.py still imports the session class under its former name.
+    if name == "SessionSigner":
+        from helpdesk.sessions import SessionStore
 
-
-def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-class SessionSigner:
-    """Issues and checks the signed session cookie value ``<payload>.<signature>``."""
-
-    def __init__(self, secret: str, max_age: int = SESSION_MAX_AGE) -> None:
-        # A key of its own, derived from the shared secret, so a session signature can never
-        # pass for a webhook signature or the other way round.
-        self._key = hmac.new(
-            secret.encode("utf-8"), b"helpdesk agent session v1", hashlib.sha256
-        ).digest()
-        self.max_age = max_age
-
-    def _mac(self, data: bytes) -> bytes:
-        return hmac.new(self._key, data, hashlib.sha256).digest()
-
-    def _fingerprint(self, agent: Agent) -> str:
-        material = agent.login.lower().encode("utf-8") + b"\0" + agent.password.encode("utf-8")
-        return _b64encode(self._mac(b"fingerprint\0" + material)[:12])
-
-    def issue(self, agent: Agent, now: float | None = None) -> str:
-        payload = {
-            "login": agent.login,
-            "at": int(time.time() if now is None else now),
-            "fp": self._fingerprint(agent),
-        }
-        body = _b64encode(json.dumps(payload, separators=(",", ":")).encode("utf-8"))
-        return body + "." + _b64encode(self._mac(body.encode("ascii")))
-
-    def verify(
-        self, value: str | None, directory: AgentDirectory, now: float | None = None
-    ) -> Agent | None:
-        """The signed-in agent, or None for a missing, forged, expired or outdated cookie."""
-        if not value or value.count(".") != 1:
-            return None
-        body, signature = value.split(".")
-        try:
-            if not hmac.compare_digest(_b64decode(signature), self._mac(body.encode("ascii"))):
-                return None
-            payload = json.loads(_b64decode(body))
-        except ValueError:  # bad base64, JSON or characters (Unicode errors are ValueErrors)
-            return None
-        if not isinstance(payload, dict):
-            return None
-        issued = payload.get("at")
-        now = time.time() if now is None else now
-        if not isinstance(issued, int) or not (issued - 60 <= now <= issued + self.max_age):
-            return None
-        agent = directory.get(str(payload.get("login") or ""))
-        if agent is None or not hmac.compare_digest(
-            str(payload.get("fp") or ""), self._fingerprint(agent)
-        ):
-            return None
-        return agent
+        return SessionStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

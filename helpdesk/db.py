@@ -117,6 +117,24 @@ class ProcessedEvent(Base):
     received_at = sa.Column(sa.DateTime, nullable=False, default=utcnow)
 
 
+class AgentSession(Base):
+    """One agent sign-in. The browser's cookie holds a random token; only its SHA-256 is stored, so
+    the table cannot be replayed as cookies. A row is valid until ``expires_at``, while used within
+    the idle timeout (``last_seen_at``), while ``revoked_at`` is empty and while ``fingerprint``
+    still matches the agent's current password (see :mod:`helpdesk.sessions`).
+    """
+
+    __tablename__ = "agent_sessions"
+
+    token_hash = sa.Column(sa.String(64), primary_key=True)  # hex SHA-256 of the cookie's token
+    login = sa.Column(sa.String(64), nullable=False, index=True)
+    fingerprint = sa.Column(sa.String(64), nullable=False)
+    created_at = sa.Column(sa.DateTime, nullable=False, default=utcnow)
+    last_seen_at = sa.Column(sa.DateTime, nullable=False, default=utcnow, index=True)
+    expires_at = sa.Column(sa.DateTime, nullable=False, index=True)
+    revoked_at = sa.Column(sa.DateTime, nullable=True)
+
+
 def create_engine_for(database_url: str) -> Engine:
     """An engine for ``database_url``; for SQLite: usable from worker threads, WAL, busy timeout."""
     url = make_url(database_url)

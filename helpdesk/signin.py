@@ -1,19 +1,27 @@
 """Signing in and out, and the check that every page and action has a signed-in agent.
 
 Only ``POST /webhook`` (signed by the assistant), ``GET /health``, the sign-in page and the
-static files are open without a session.
+static files are open without a session. Sessions are rows in the helpdesk database
+(:mod:`helpdesk.sessions`): signing out revokes the row, so a copy of the cookie stops working.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
-from helpdesk.auth import SESSION_COOKIE
-from helpdesk.keys import AGENT_REQUEST_KEY, AGENTS_KEY, SESSIONS_KEY, THROTTLE_KEY
+from helpdesk.auth import SESSION_COOKIE, Agent
+from helpdesk.keys import (
+    AGENT_REQUEST_KEY,
+    AGENTS_KEY,
+    SESSIONS_KEY,
+    SETTINGS_KEY,
+    THROTTLE_KEY,
+)
 from helpdesk.views import check_same_origin, render
 
 logger = logging.getLogger("helpdesk.auth")
@@ -46,15 +54,26 @@ def _wants_page(request: web.Request) -> bool:
     return "text/html" in accept or "application/json" not in accept
 
 
+async def session_agent(request: web.Request, touch: bool = True) -> Agent | None:
+    """The agent whose live session the request's cookie names, or None.
+
+    ``touch``: the request is the agent's doing, so the session's idle timer starts again.
+    """
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    return await asyncio.to_thread(
+        request.app[SESSIONS_KEY].verify, token, request.app[AGENTS_KEY], touch=touch
+    )
+
+
 @web.middleware
 async def require_agent(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Put the signed-in agent on the request, or send the browser to the sign-in page."""
     route = request.match_info.route
     if route.name in PUBLIC_ROUTES:
         return await handler(request)
-    agent = request.app[SESSIONS_KEY].verify(
-        request.cookies.get(SESSION_COOKIE), request.app[AGENTS_KEY]
-    )
+    agent = await session_agent(request)
     if agent is None:
         if _wants_page(request):
             target = request.path_qs if request.path != "/" else ""
@@ -70,10 +89,7 @@ async def require_agent(request: web.Request, handler: Handler) -> web.StreamRes
 
 async def login_page(request: web.Request) -> web.Response:
     next_path = _safe_next(request.query.get("next"))
-    agent = request.app[SESSIONS_KEY].verify(
-        request.cookies.get(SESSION_COOKIE), request.app[AGENTS_KEY]
-    )
-    if agent is not None:
+    if await session_agent(request) is not None:
         raise web.HTTPSeeOther(location=next_path)
     return render(request, "login.html", next_path=next_path, login="", error=None)
 
@@ -89,7 +105,7 @@ async def login_submit(request: web.Request) -> web.Response:
     wait = throttle.retry_after(address, login)
     if wait:
         logger.warning("sign-in for %r from %s refused: too many failures", login[:64], address)
-        return render(
+        response = render(
             request,
             "login.html",
             status=429,
@@ -97,6 +113,8 @@ async def login_submit(request: web.Request) -> web.Response:
             login=login,
             error=f"Too many failed attempts. Try again in {(wait + 59) // 60} min.",
         )
+        response.headers["Retry-After"] = str(wait)
+        return response
     agent = request.app[AGENTS_KEY].authenticate(login, password)
     if agent is None:
         throttle.failed(address, login)
@@ -111,25 +129,37 @@ async def login_submit(request: web.Request) -> web.Response:
         )
     throttle.succeeded(address, login)
     sessions = request.app[SESSIONS_KEY]
+    token = await asyncio.to_thread(sessions.issue, agent)
     response = web.HTTPSeeOther(location=next_path)
     response.set_cookie(
         SESSION_COOKIE,
-        sessions.issue(agent),
+        token,
         max_age=sessions.max_age,
         path="/",
         httponly=True,
+        # Lax, not Strict: a link to a ticket from mail or chat opens signed in; posts from other
+        # sites are refused by check_same_origin.
         samesite="Lax",
-        secure=request.secure,
+        secure=_secure_cookies(request),
     )
     logger.info("%s signed in", agent.login)
     raise response
 
 
+def _secure_cookies(request: web.Request) -> bool:
+    """Cookies are ``Secure`` outside development (behind TLS), and on any HTTPS request."""
+    return request.secure or not request.app[SETTINGS_KEY].is_development
+
+
 async def logout(request: web.Request) -> web.Response:
+    """Revoke the session in the database (a copied cookie is refused from now on) and drop the
+    cookie."""
     check_same_origin(request)
-    agent = request.get(AGENT_REQUEST_KEY)
+    login = await asyncio.to_thread(
+        request.app[SESSIONS_KEY].revoke, request.cookies.get(SESSION_COOKIE)
+    )
     response = web.HTTPSeeOther(location="/login")
     response.del_cookie(SESSION_COOKIE, path="/")
-    if agent is not None:
-        logger.info("%s signed out", agent.login)
+    if login is not None:
+        logger.info("%s signed out", login)
     raise response

@@ -12,15 +12,17 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 
 from helpdesk.assistant import Delivery
-from helpdesk.auth import Agent
+from helpdesk.auth import SESSION_COOKIE, Agent
 from helpdesk.db import ASSIGNED, CLOSED, WAITING, Ticket
 from helpdesk.flash import FLASH_COOKIE, Flash
 from helpdesk.keys import (
     AGENT_REQUEST_KEY,
+    AGENTS_KEY,
     ASSISTANT_KEY,
     FLASH_KEY,
     LIVE_KEY,
     LOCKS_KEY,
+    SESSIONS_KEY,
     STORE_KEY,
     TEMPLATES_KEY,
 )
@@ -129,6 +131,20 @@ async def ticket_partial(request: web.Request) -> web.Response:
     )
 
 
+_KEEPALIVE = object()
+
+
+async def _session_still_live(request: web.Request) -> bool:
+    """Whether the session that opened this stream is still valid (without renewing it)."""
+    agent = await asyncio.to_thread(
+        request.app[SESSIONS_KEY].verify,
+        request.cookies.get(SESSION_COOKIE),
+        request.app[AGENTS_KEY],
+        touch=False,
+    )
+    return agent is not None
+
+
 async def events(request: web.Request) -> web.StreamResponse:
     """``text/event-stream`` of ticket changes for the signed-in agent's open pages."""
     response = web.StreamResponse(
@@ -140,6 +156,8 @@ async def events(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     live = request.app[LIVE_KEY]
+    loop = asyncio.get_running_loop()
+    session_checked = loop.time()
     try:
         await response.write(f"retry: {RETRY_MILLISECONDS}\n: connected\n\n".encode())
         async with live.subscribe() as queue:
@@ -147,6 +165,14 @@ async def events(request: web.Request) -> web.StreamResponse:
                 try:
                     change = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
                 except asyncio.TimeoutError:
+                    change = _KEEPALIVE
+                # A stream outlives its request: end it once the session is signed out elsewhere,
+                # revoked or expired (the page's reconnect then meets the sign-in check).
+                if loop.time() - session_checked >= KEEPALIVE_SECONDS:
+                    session_checked = loop.time()
+                    if not await _session_still_live(request):
+                        break
+                if change is _KEEPALIVE:
                     await response.write(b": keep-alive\n\n")
                     continue
                 if change is None:
