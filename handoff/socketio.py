@@ -1,12 +1,34 @@
-"""Rasa's socket.io channel, able to push to customers connected to another Rasa process.
+"""Rasa's socket.io channel with sessions bound to a server-issued token, a character limit, and
+an optional Redis client manager that speaks JSON.
 
-Rasa 3.6 creates the channel's python-socketio ``AsyncServer`` without a client manager, so an
-emit only reaches sockets connected to the same process. An agent message that the helpdesk
-posts to process B (``handoff.channel``) is pushed through B's output channel, and would be lost
-for a customer whose socket is connected to process A. With a Redis URL this channel gives the
-server python-socketio's ``AsyncRedisManager``: every emit is published on a Redis channel and each
-process delivers it to the sockets (and rooms) it holds. Without one it is Rasa's socketio channel,
-unchanged.
+Sessions. Rasa 3.6's ``SocketIOInput`` trusts the ``session_id`` a client sends: in
+``session_request`` it joins that conversation's room (and so reads the bot's and the agent's
+replies), and in ``user_uttered`` it writes into that conversation. Here the server issues the
+session ids:
+
+- ``session_request`` with a ``session_id`` and a valid ``session_token`` resumes that session;
+  any other request (no id, an unknown id, a wrong token) gets a new random id (uuid4 hex). The
+  token is HMAC-SHA256 of the session id under a key derived from ``HELPDESK_SECRET``: stateless,
+  so every Rasa process agrees, and it lives as long as that secret does.
+- The server answers with ``session_token`` ``{"session_id", "session_token"}`` and then, as Rasa
+  does, ``session_confirm`` with the session id as a plain string (what Rasa's own clients and the
+  rasa-webchat widget read; a client that ignores ``session_token`` simply starts a new conversation
+  after a reload). Only then does the socket enter the session's room.
+- ``user_uttered`` is taken as the session bound to that socket. One naming another session, or
+  from a socket that has no confirmed session, is refused (logged without its text).
+- A ``user_uttered`` text longer than ``HANDOFF_MAX_MESSAGE_CHARS`` is refused before NLU; the
+  socket gets a ``bot_uttered`` notice ``{"text": ..., "notice": "message_too_long",
+  "max_chars": N}``. (engine.io's byte limit is set by handoff/limits.py.)
+
+Several processes. Rasa creates the channel's python-socketio ``AsyncServer`` without a client
+manager, so an emit only reaches sockets connected to the same process. An agent message that the
+helpdesk posts to process B (``handoff.channel``) is pushed through B's output channel, and would
+be lost for a customer whose socket is connected to process A. With a Redis URL the server gets
+:class:`JsonRedisManager`: every emit is published on a Redis channel as JSON and each process
+delivers it to the sockets (and rooms) it holds. python-socketio's own ``AsyncRedisManager``
+pickles these messages, so anyone able to publish on that Redis could run code in every Rasa
+process (CVE-2025-61765); this one never unpickles, and drops what is not JSON. Without a Redis URL
+the sockets stay in the process, as in Rasa.
 
 Configure it in ``credentials.yml`` in place of ``socketio:`` (same options, plus the Redis ones)::
 
@@ -18,32 +40,146 @@ Configure it in ``credentials.yml`` in place of ``socketio:`` (same options, plu
       # redis_channel: socketio            # or SOCKETIO_REDIS_CHANNEL; the same in every process
 
 The channel keeps Rasa's name ``socketio``: the same route, the same ``input_channel`` in the
-tracker, so ``output_channel=latest`` and the helpdesk channel find it as before. Redis carries the
-messages pickled (python-socketio's format): keep that Redis private to the assistant.
+tracker, so ``output_channel=latest`` and the helpdesk channel find it as before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import logging
 import os
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
 from rasa.core.channels.channel import InputChannel, UserMessage
-from rasa.core.channels.socketio import SocketIOInput
+from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic import Blueprint
+from socketio.asyncio_redis_manager import RedisError
+
+from handoff.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_REDIS_CHANNEL = "socketio"
 # How long server start-up waits for the Redis subscription before serving sockets anyway.
 SUBSCRIBE_WAIT_SECONDS = 10.0
+#: Fixed label of the key that signs session ids (derived from HELPDESK_SECRET).
+TOKEN_KEY_LABEL = b"handoff socket.io session token v1"
+#: The event that carries a session's token to the client (before ``session_confirm``).
+TOKEN_EVENT = "session_token"
+#: Longest session id taken back from a client.
+MAX_SESSION_ID_LENGTH = 128
+TOO_LONG_NOTICE = "message_too_long"
+
+
+# -- session tokens -------------------------------------------------------------------------------
+
+
+def _token_key(secret: str) -> bytes:
+    return hmac.new(secret.encode(), TOKEN_KEY_LABEL, hashlib.sha256).digest()
+
+
+def session_token(session_id: str, secret: str | None = None) -> str:
+    """The token that proves the server issued ``session_id`` (hex HMAC-SHA256)."""
+    key = _token_key(secret if secret is not None else get_settings().secret)
+    return hmac.new(key, session_id.encode(), hashlib.sha256).hexdigest()
+
+
+def valid_session(session_id: Any, token: Any, secret: str | None = None) -> bool:
+    """Whether ``token`` is the server's token for ``session_id``."""
+    if not isinstance(session_id, str) or not isinstance(token, str):
+        return False
+    if not session_id or len(session_id) > MAX_SESSION_ID_LENGTH or len(token) > 128:
+        return False
+    return hmac.compare_digest(session_token(session_id, secret), token)
+
+
+def too_long_notice(length: int, max_chars: int) -> dict[str, Any]:
+    """What a socket is told when its message is over the character limit."""
+    return {
+        "text": (
+            f"Sorry, your message is too long ({length} characters); I can take at most {max_chars}. "
+            "Please send it in shorter parts."
+        ),
+        "notice": TOO_LONG_NOTICE,
+        "max_chars": max_chars,
+    }
+
+
+# -- Redis in JSON --------------------------------------------------------------------------------
+
+
+class JsonRedisManager(socketio.AsyncRedisManager):
+    """python-socketio's ``AsyncRedisManager`` that publishes and reads JSON, never pickle.
+
+    What python-socketio publishes (emit, callback, disconnect, close_room) is JSON-compatible as
+    long as the emitted data is (Rasa sends dicts of text). A message on the channel that is not
+    a JSON object is dropped with a warning.
+    """
+
+    name = "aioredis-json"
+
+    async def _publish(self, data: Any) -> Any:
+        try:
+            encoded = json.dumps(data, separators=(",", ":"))
+        except (TypeError, ValueError):
+            logger.error("socket.io: a %r message is not JSON-serialisable; not published", _method(data))
+            return None
+        return await self._publish_raw(encoded)
+
+    async def _publish_raw(self, encoded: str) -> Any:
+        # AsyncRedisManager._publish with its retry, minus the pickling.
+        retry = True
+        while True:
+            try:
+                if not retry:
+                    self._redis_connect()
+                return await self.redis.publish(self.channel, encoded)
+            except RedisError:
+                if retry:
+                    logger.error("socket.io: cannot publish to Redis; retrying")
+                    retry = False
+                else:
+                    logger.error("socket.io: cannot publish to Redis; giving up")
+                    return None
+
+    async def _listen(self) -> Any:
+        # python-socketio's listener tries pickle.loads on every bytes message; handing it dicts
+        # only means it never gets there.
+        async for raw in super()._listen():
+            message = decode_message(raw)
+            if message is not None:
+                yield message
+
+
+def _method(data: Any) -> str | None:
+    return data.get("method") if isinstance(data, dict) else None
+
+
+def decode_message(raw: Any) -> dict[str, Any] | None:
+    """A pub/sub message as a dict, or None (with a warning) when it is not a JSON object."""
+    try:
+        message = json.loads(raw)
+    except (TypeError, ValueError, RecursionError):
+        logger.warning("socket.io: dropped a Redis message that is not JSON (%d bytes)", len(raw or b""))
+        return None
+    if not isinstance(message, dict):
+        logger.warning("socket.io: dropped a Redis message that is not a JSON object")
+        return None
+    return message
+
+
+# -- the channel ----------------------------------------------------------------------------------
 
 
 class SharedSocketIOInput(SocketIOInput):
-    """Rasa's socket.io channel with an optional Redis client manager shared by all processes."""
+    """Rasa's socket.io channel with server-issued sessions, a character limit and an optional
+    Redis client manager shared by all processes."""
 
     def __init__(
         self,
@@ -56,6 +192,8 @@ class SharedSocketIOInput(SocketIOInput):
         super().__init__(*args, **kwargs)
         self.redis_url = redis_url or None
         self.redis_channel = redis_channel or DEFAULT_REDIS_CHANNEL
+        #: socket.io sid -> the session confirmed to that socket (this process's sockets only).
+        self.sessions: dict[str, str] = {}
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
@@ -71,15 +209,116 @@ class SharedSocketIOInput(SocketIOInput):
         return channel
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        """Rasa's socket.io blueprint; with a Redis URL its server gets the shared client manager."""
+        """Rasa's socket.io blueprint with this channel's session and message handlers (they
+        replace Rasa's: python-socketio keeps one handler per event); with a Redis URL its server
+        gets the shared JSON client manager."""
         blueprint = super().blueprint(on_new_message)
-        if not self.redis_url:
-            return blueprint
         server = self.sio
         assert server is not None
+        self._register_handlers(server, on_new_message)
+        if self.redis_url:
+            self._share_through_redis(server, blueprint)
+        return blueprint
+
+    # -- handlers ---------------------------------------------------------------------------------
+
+    def _register_handlers(self, sio: socketio.AsyncServer, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+        namespace = self.namespace
+
+        async def disconnect(sid: str) -> None:
+            self.sessions.pop(sid, None)
+            logger.debug("socket.io: %s disconnected", sid)
+
+        async def session_request(sid: str, data: Any) -> None:
+            await self.confirm_session(sid, data)
+
+        async def user_uttered(sid: str, data: Any) -> None:
+            await self.handle_user_message(sid, data, on_new_message)
+
+        sio.on("disconnect", disconnect, namespace=namespace)
+        sio.on("session_request", session_request, namespace=namespace)
+        sio.on(self.user_message_evt, user_uttered, namespace=namespace)
+
+    async def confirm_session(self, sid: str, data: Any) -> str:
+        """Resume the session the client proves with its token, or issue a new one; tell the
+        client (``session_token``, then ``session_confirm``) and put the socket in its room."""
+        sio = self.sio
+        assert sio is not None
+        data = data if isinstance(data, dict) else {}
+        asked = data.get("session_id")
+        if valid_session(asked, data.get("session_token")):
+            session_id = asked
+        else:
+            session_id = uuid.uuid4().hex
+            if asked:
+                logger.info("socket.io: %s asked for a session without its token; issued a new one", sid)
+        previous = self.sessions.get(sid)
+        if previous is not None and previous != session_id and self.session_persistence:
+            sio.leave_room(sid, previous, namespace=self.namespace)
+        self.sessions[sid] = session_id
+        if self.session_persistence:
+            sio.enter_room(sid, session_id, namespace=self.namespace)
+        token = {"session_id": session_id, "session_token": session_token(session_id)}
+        await sio.emit(TOKEN_EVENT, token, room=sid, namespace=self.namespace)
+        await sio.emit("session_confirm", session_id, room=sid, namespace=self.namespace)
+        logger.debug("socket.io: %s confirmed a session", sid)
+        return session_id
+
+    async def handle_user_message(
+        self, sid: str, data: Any, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> bool:
+        """Hand a customer's message to Rasa as the socket's own session; False when refused."""
+        sio = self.sio
+        assert sio is not None
+        data = data if isinstance(data, dict) else {}
+        bound = self.sessions.get(sid)
+        if self.session_persistence:
+            claimed = data.get("session_id")
+            if bound is None:
+                logger.warning("socket.io: refused a message from %s, which has no confirmed session", sid)
+                return False
+            if claimed and claimed != bound:
+                logger.warning("socket.io: refused a message from %s naming another session than its own", sid)
+                return False
+            sender_id = bound
+        else:
+            sender_id = sid  # Rasa's behaviour: each socket its own conversation
+
+        text = data.get("message", "")
+        if not isinstance(text, str):
+            logger.warning("socket.io: refused a message from %s whose text is not a string", sid)
+            return False
+        max_chars = get_settings().max_message_chars
+        if len(text) > max_chars:
+            logger.warning("socket.io: refused a %d-character message from %s (limit %d)", len(text), sid, max_chars)
+            notice = too_long_notice(len(text), max_chars)
+            await sio.emit(self.bot_message_evt, notice, room=sid, namespace=self.namespace)
+            return False
+
+        metadata = data.get(self.metadata_key) or {}
+        if isinstance(metadata, str):
+            try:
+                metadata = json.loads(metadata)
+            except (ValueError, RecursionError):
+                metadata = {}
+        if not isinstance(metadata, dict):
+            metadata = {}
+        message = UserMessage(
+            text,
+            SocketIOOutput(sio, self.bot_message_evt),
+            sender_id,
+            input_channel=self.name(),
+            metadata=metadata,
+        )
+        await on_new_message(message)
+        return True
+
+    # -- Redis ------------------------------------------------------------------------------------
+
+    def _share_through_redis(self, server: socketio.AsyncServer, blueprint: Blueprint) -> None:
         if server.manager_initialized:  # a client manager can only be swapped before first use
             raise RuntimeError("the socket.io server was used before its client manager was set")
-        manager = socketio.AsyncRedisManager(self.redis_url, channel=self.redis_channel)
+        manager = JsonRedisManager(self.redis_url, channel=self.redis_channel)
         manager.set_server(server)
         server.manager = manager
 
@@ -96,7 +335,7 @@ class SharedSocketIOInput(SocketIOInput):
                     logger.error("socket.io: no Redis subscription on %r yet; pushes may be lost", self.redis_channel)
                     return
                 await asyncio.sleep(0.05)
-            logger.info("socket.io: sharing clients through Redis channel %r", self.redis_channel)
+            logger.info("socket.io: sharing clients through Redis channel %r (JSON)", self.redis_channel)
 
         async def unsubscribe(*_: Any) -> None:
             task = getattr(manager, "thread", None)
@@ -108,4 +347,3 @@ class SharedSocketIOInput(SocketIOInput):
 
         blueprint.listener("after_server_start")(subscribe)
         blueprint.listener("before_server_stop")(unsubscribe)
-        return blueprint
