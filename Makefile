@@ -38,7 +38,8 @@ run: install train ## Start Rasa (:5005), the action server (:5055) and the agen
 
 shell: install train ## Chat in the terminal (a second Rasa process on :5006; needs `make run` running)
 	@mkdir -p var
-	$(BIN)/rasa shell --model $(MODEL) --endpoints endpoints.yml --port 5006
+	@token=$$($(BIN)/python -m handoff.action_server --print-token) || exit 1; \
+	  ACTIONS_TOKEN="$$token" $(BIN)/rasa shell --model $(MODEL) --endpoints endpoints.yml --interface 127.0.0.1 --port 5006
 
 validate: install ## Check training data, domain and handoff_rules.yml
 	$(BIN)/rasa data validate --fail-on-warning --quiet

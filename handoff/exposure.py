@@ -6,14 +6,17 @@ no token, so an address other machines can reach is refused at start-up; outside
 secrets and tokens are required (handoff/settings.py, handoff/action_server.py, scripts/run.sh)
 and any address is allowed.
 
-Shell scripts check an address with ``python -m handoff.exposure RASA_HOST "$RASA_HOST"`` (exit
-status 2 and the reason on stderr when refused).
+It also gives the Rasa server's CORS allow-list (:func:`cors_origins`). Shell scripts check
+addresses with ``python -m handoff.exposure RASA_HOST ACTIONS_HOST`` (the values from the
+environment; exit status 2 and the reason on stderr when refused) and get the origins with
+``python -m handoff.exposure --cors-origins``.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 import sys
 from collections.abc import Mapping
@@ -22,6 +25,9 @@ from handoff.settings import SettingsError
 
 DEFAULT_HOST = "127.0.0.1"
 DEVELOPMENT_ENVIRONMENTS = frozenset({"development", "dev", "test"})
+DEFAULT_WEBCHAT_PORT = 5090
+#: A browser origin: scheme://host[:port], nothing more.
+ORIGIN = re.compile(r"https?://(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?/?")
 
 #: What each address variable binds, for the refusal message.
 SERVICES = {
@@ -90,17 +96,52 @@ def check_bind(variable: str, host: str, environ: Mapping[str, str] | None = Non
     )
 
 
+def cors_origins(environ: Mapping[str, str] | None = None) -> list[str]:
+    """The origins whose pages may call the Rasa server from a browser (its ``--cors``).
+
+    ``RASA_CORS_ORIGINS`` (separated by spaces or commas), by default the web chat's own origins
+    ``http://127.0.0.1:$WEBCHAT_PORT`` and ``http://localhost:$WEBCHAT_PORT``. ``*`` and anything
+    but a plain ``scheme://host[:port]`` origin is refused with :class:`SettingsError`: Rasa's CORS
+    echoes any matching origin, and its HTTP API answers with every conversation.
+    """
+    environ = os.environ if environ is None else environ
+    raw = (environ.get("RASA_CORS_ORIGINS") or "").replace(",", " ").split()
+    if not raw:
+        port = (environ.get("WEBCHAT_PORT") or "").strip() or str(DEFAULT_WEBCHAT_PORT)
+        return [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
+    origins: list[str] = []
+    for origin in raw:
+        if origin == "*":
+            raise SettingsError(
+                "RASA_CORS_ORIGINS=* would let every web page in a customer's or agent's browser call "
+                "the Rasa server; list the pages' origins instead, e.g. "
+                "RASA_CORS_ORIGINS='https://shop.example.com https://chat.example.com'."
+            )
+        if not ORIGIN.fullmatch(origin):
+            raise SettingsError(
+                f"RASA_CORS_ORIGINS: {origin!r} is not an origin; write scheme://host[:port] with "
+                "no path and no wildcard, e.g. https://chat.example.com."
+            )
+        origins.append(origin.rstrip("/"))
+    return origins
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m handoff.exposure VARIABLE [HOST]``: exit 2 with the reason when refused."""
+    """``python -m handoff.exposure [--cors-origins] VARIABLE...``.
+
+    Checks the address in each variable (from the environment); with ``--cors-origins`` prints
+    the Rasa server's CORS origins on one line. Exit status 2 with the reason on stderr when
+    something is refused.
+    """
     args = sys.argv[1:] if argv is None else argv
-    if len(args) not in (1, 2):
-        print("usage: python -m handoff.exposure VARIABLE [HOST]", file=sys.stderr)
-        return 64
-    variable = args[0]
-    host = (args[1] if len(args) == 2 else os.environ.get(variable, "")).strip() or DEFAULT_HOST
+    print_origins = "--cors-origins" in args
+    variables = [a for a in args if a != "--cors-origins"]
     try:
-        check_bind(variable, host)
-    except ExposureError as exc:
+        for variable in variables:
+            bind_host(variable)
+        if print_origins:
+            print(" ".join(cors_origins()))
+    except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 2
     return 0

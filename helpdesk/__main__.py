@@ -8,6 +8,7 @@ import sys
 
 from aiohttp import web
 
+from handoff.exposure import bind_host
 from handoff.settings import SettingsError, get_settings
 from helpdesk.app import create_app
 from helpdesk.auth import development_banner, load_agents
@@ -21,13 +22,13 @@ def main() -> int:
     try:
         settings = get_settings()
         agents = load_agents(settings)
+        host = bind_host("HELPDESK_HOST")  # loopback unless told otherwise; refused off it in development
     except SettingsError as exc:
         print(f"helpdesk: {exc}", file=sys.stderr)
         return 2
     banner = development_banner(agents)
     if banner:
         print(banner, file=sys.stderr, flush=True)
-    host = os.environ.get("HELPDESK_HOST") or "127.0.0.1"
     port = settings.helpdesk_port
 
     def announce(_message: str) -> None:

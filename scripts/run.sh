@@ -17,6 +17,15 @@ case "$env_name" in development|dev|test) ;; *)
   [ -n "$rasa_token" ] || { echo "HANDOFF_ENV=$env_name but RASA_AUTH_TOKEN is not set: the Rasa HTTP API would be open to anyone who reaches port $RASA_PORT. Set RASA_AUTH_TOKEN to a long random value (python3 -c 'import secrets; print(secrets.token_hex(32))')." >&2; exit 1; } ;;
 esac
 [ -f "$model" ] || { echo "No trained model at $model: run 'make run' (it trains first)." >&2; exit 1; }
+# Every service listens on 127.0.0.1 unless told otherwise; in development another address is
+# refused (handoff/exposure.py). Rasa's CORS is an allow-list: by default the web chat's origins.
+export RASA_HOST="${RASA_HOST:-127.0.0.1}"
+cors_origins="$("$bin/python" -m handoff.exposure --cors-origins RASA_HOST ACTIONS_HOST HELPDESK_HOST WEBCHAT_HOST)" || exit 1
+read -ra cors <<< "$cors_origins"
+# The action server runs actions only for callers with this token; endpoints.yml makes Rasa send
+# it. Unset in development: derived from HELPDESK_SECRET. Outside development it is required.
+ACTIONS_TOKEN="$("$bin/python" -m handoff.action_server --print-token)" || exit 1
+export ACTIONS_TOKEN
 
 pids=()
 prefix() { local tag=$1; while IFS= read -r line; do printf '%-9s %s\n' "[$tag]" "$line"; done; }
@@ -35,7 +44,7 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-start actions "$bin/rasa" run actions --actions actions --port "$ACTIONS_PORT"
+start actions "$bin/python" -m handoff.action_server --port "$ACTIONS_PORT"
 if [ -z "${HELPDESK_WEBHOOK_URL:-}" ]; then
   start helpdesk "$bin/python" -m helpdesk
 else
@@ -44,7 +53,7 @@ fi
 start webchat "$bin/python" -m webchat
 auth=()
 [ -n "$rasa_token" ] && auth=(--auth-token "$rasa_token")
-start rasa "$bin/rasa" run --enable-api "${auth[@]}" --cors "*" --interface "${RASA_HOST:-127.0.0.1}" --port "$RASA_PORT" \
+start rasa "$bin/rasa" run --enable-api "${auth[@]}" --cors "${cors[@]}" --interface "$RASA_HOST" --port "$RASA_PORT" \
   --model "$model" --credentials credentials.yml --endpoints endpoints.yml
 
 start=$(date +%s)
@@ -54,8 +63,8 @@ until curl -fs "http://127.0.0.1:$RASA_PORT/status" ${rasa_token:+-G --data-urle
 done
 cat <<MSG
 ==> ready in $(( $(date +%s) - start )) s
-    Rasa server      http://127.0.0.1:$RASA_PORT   (REST: POST /webhooks/rest/webhook, socket.io web chat)
-    Action server    http://127.0.0.1:$ACTIONS_PORT
+    Rasa server      http://$RASA_HOST:$RASA_PORT   (REST: POST /webhooks/rest/webhook, socket.io web chat; CORS: ${cors[*]})
+    Action server    http://${ACTIONS_HOST:-127.0.0.1}:$ACTIONS_PORT   (only for callers with ACTIONS_TOKEN)
     Agent inbox      http://127.0.0.1:$HELPDESK_PORT
     Customer chat    http://127.0.0.1:$WEBCHAT_PORT
     Ctrl-C stops everything.

@@ -12,6 +12,8 @@ from typing import Any
 
 import requests
 
+from handoff.action_server import action_token
+from handoff.exposure import cors_origins
 from handoff.settings import PROJECT_ROOT
 from tests.support import TEST_SECRET, signed
 
@@ -71,6 +73,9 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
             **env,
         }
+        # What scripts/run.sh exports: the token Rasa sends the action server (endpoints.yml).
+        self.actions_token = self.env["ACTIONS_TOKEN"] = action_token(self.env)
+        self.actions_url = f"http://127.0.0.1:{self.actions_port}"
         if webhook_url:
             self.env["HELPDESK_WEBHOOK_URL"] = webhook_url
         else:
@@ -96,7 +101,7 @@ class Stack:
 
     def start(self, timeout: float = 240) -> Stack:
         started = time.monotonic()
-        self._spawn("actions", str(BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(self.actions_port))
+        self._spawn("actions", str(BIN / "python"), "-m", "handoff.action_server", "--port", str(self.actions_port))
         if self.with_helpdesk:
             self._spawn("helpdesk", str(BIN / "python"), "-m", "helpdesk")
         if self.with_webchat:
@@ -105,6 +110,7 @@ class Stack:
             "rasa", str(BIN / "rasa"), "run", "--enable-api", "--interface", "127.0.0.1", "--port", str(self.rasa_port),
             "--model", str(self.model), "--credentials", "credentials.yml", "--endpoints", str(self.endpoints),
             *(("--auth-token", self.rasa_auth_token) if self.rasa_auth_token else ()),
+            "--cors", *cors_origins(self.env),  # as scripts/run.sh: the web chat's origins
         )
         checks = {"rasa": f"{self.rasa_url}/status{self._token_query}", "actions": f"http://127.0.0.1:{self.actions_port}/health"}
         if self.with_helpdesk:

@@ -8,6 +8,7 @@ import sys
 
 from aiohttp import web
 
+from handoff.exposure import check_bind
 from handoff.settings import SettingsError
 from webchat.app import create_app
 from webchat.config import load_config
@@ -20,6 +21,7 @@ def main() -> int:
     )
     try:
         config = load_config()
+        check_bind("WEBCHAT_HOST", config.host)  # refused off loopback in development
     except SettingsError as exc:
         print(f"webchat: {exc}", file=sys.stderr)
         return 2
