@@ -162,7 +162,7 @@ class TwoProcessStack(Stack):
 
     def start(self, timeout: float = 300) -> TwoProcessStack:
         started = time.monotonic()
-        self._spawn("actions", str(BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(self.actions_port))
+        self._spawn("actions", str(BIN / "python"), "-m", "handoff.action_server", "--port", str(self.actions_port))
         for process in (self.a, self.b):
             self._spawn(
                 process.name, str(BIN / "rasa"), "run", "--enable-api", "--interface", "127.0.0.1",
