@@ -228,6 +228,18 @@ def test_the_chat_talks_the_socketio_channel_protocol():
         "browser: navigator.userAgent",
         "language: navigator.language",
         "localStorage",
+        # The session is resumed only with the token the server issued for it.
+        '"session_token"',
+        "request.session_token = token.session_token",
+        'save("token", token)',
+        # A signed customer identity from the embedding site goes with each message.
+        '"data-customer-identity"',
+        "window.handoffChat && window.handoffChat.identity",
+        "data.customer_identity = identity",
+        # Start over forgets what the chat stored, in both storages.
+        "function startOver(",
+        "window.sessionStorage",
+        "removeItem(key)",
     ):
         assert needle in script, needle
     assert "innerHTML" not in script  # messages are shown as text, never as markup

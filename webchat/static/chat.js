@@ -1,11 +1,16 @@
 // The customer web chat. Talks to Rasa's socketio channel (session_request / session_confirm /
 // user_uttered / bot_uttered) and shows who speaks: the assistant, or the colleague from customer
-// service who took the conversation over. The session id, the messages shown and the handoff state
-// are kept in localStorage, so a reload continues the same conversation.
+// service who took the conversation over. The session id with the token the server issued for it
+// (event session_token), the messages shown and the handoff state are kept in localStorage, so a
+// reload continues the same conversation; the server gives a new session to a request without
+// the right token. "Start over" (/restart) clears what the chat stored and starts a new session.
+// A signed customer identity from the embedding site (data-customer-identity on this script's tag,
+// or window.handoffChat.identity) goes with each message as metadata.customer_identity.
 (function () {
   "use strict";
 
   var config = JSON.parse(document.getElementById("webchat-config").textContent);
+  var scriptTag = document.currentScript || document.querySelector("script[data-customer-identity]");
   var STORE = "northwind.webchat.";
   var MAX_KEPT = 200;
   // Rasa starts a new session after 60 minutes of silence; a handoff does not outlive it.
@@ -45,10 +50,23 @@
   }
 
   var sessionId = load("session", null);
+  var token = load("token", null);  // {session_id, session_token} as the server sent it
   var items = load("items", []);
   var state = load("state", { mode: "bot", agent: null, wait: null, at: 0 });
   if (state.mode !== "bot" && Date.now() - (state.at || 0) > SESSION_IDLE_MS) {
     state = { mode: "bot", agent: null, wait: null, at: Date.now() };
+  }
+
+  // Everything this chat keeps in the browser (localStorage and sessionStorage), for "start over".
+  function forgetAll() {
+    [window.localStorage, window.sessionStorage].forEach(function (storage) {
+      try {
+        for (var i = storage.length - 1; i >= 0; i--) {
+          var key = storage.key(i);
+          if (key && key.indexOf(STORE) === 0) { storage.removeItem(key); }
+        }
+      } catch (e) { /* storage unavailable */ }
+    });
   }
 
   function setState(changes) {
@@ -84,6 +102,8 @@
     if (text !== undefined && text !== null) { el.textContent = text; }
     return el;
   }
+
+  var introNode = els.intro;
 
   function scrollDown() { els.log.scrollTop = els.log.scrollHeight; }
 
@@ -192,6 +212,11 @@
     var image = message && message.attachment && message.attachment.payload && message.attachment.payload.src;
     var notice = text ? classify(text) : null;
 
+    if (message && message.notice === "message_too_long") {
+      // The server refused what the customer sent (too long): its own notice, nobody speaking.
+      add({ type: "notice", kind: "refused", text: text });
+      return;
+    }
     if (notice && notice.kind === "handoff") {
       if (state.mode !== "agent") { setState({ mode: "waiting", agent: null, wait: null }); }
       add({ type: "notice", kind: "handoff", text: text });
@@ -228,15 +253,38 @@
     reconnectionDelayMax: 5000
   });
 
+  var requested = null;  // the session id asked for in the last session_request
+
+  function requestSession() {
+    requested = sessionId;
+    var request = { session_id: sessionId };
+    if (sessionId && token && token.session_id === sessionId) { request.session_token = token.session_token; }
+    socket.emit("session_request", request);
+  }
+
   socket.on("connect", function () {
     connected = true;
     els.connection.hidden = true;
-    socket.emit("session_request", { session_id: sessionId });
+    requestSession();
+  });
+
+  // Sent by the server just before session_confirm: the session and the token that resumes it.
+  socket.on("session_token", function (data) {
+    if (!data || typeof data.session_id !== "string" || typeof data.session_token !== "string") { return; }
+    token = { session_id: data.session_id, session_token: data.session_token };
+    save("token", token);
   });
 
   socket.on("session_confirm", function (confirmedId) {
     var id = typeof confirmedId === "object" && confirmedId ? confirmedId.session_id : confirmedId;
-    if (id) { sessionId = id; save("session", id); }
+    if (id) {
+      if (requested && id !== requested && state.mode !== "bot") {
+        // Not resumed (no valid token): a new conversation, which no colleague has taken over.
+        setState({ mode: "bot", agent: null, wait: null });
+      }
+      sessionId = id;
+      save("session", id);
+    }
     confirmed = true;
     document.body.setAttribute("data-session", sessionId || "");
     showState();
@@ -256,19 +304,50 @@
     els.connection.hidden = false;
   });
 
+  // A signed identity (a JWT) the embedding site gives for a signed-in customer; the server checks it.
+  function customerIdentity() {
+    var fromPage = window.handoffChat && window.handoffChat.identity;
+    var fromTag = scriptTag && scriptTag.getAttribute("data-customer-identity");
+    var identity = fromPage || fromTag;
+    return typeof identity === "string" && identity ? identity : null;
+  }
+
   function metadata() {
-    return { page: window.location.pathname, browser: navigator.userAgent, language: navigator.language };
+    var data = { page: window.location.pathname, browser: navigator.userAgent, language: navigator.language };
+    var identity = customerIdentity();
+    if (identity) { data.customer_identity = identity; }
+    return data;
   }
 
   function emit(text) {
     socket.emit("user_uttered", { message: text, session_id: sessionId, metadata: metadata() });
   }
 
+  // Start over: Rasa restarts the old conversation (and tells the helpdesk a handoff ended), then
+  // everything the chat stored is forgotten and the server issues a new session.
+  function startOver(text) {
+    if (confirmed) { emit(text); }
+    forgetAll();
+    sessionId = null;
+    token = null;
+    items = [];
+    outbox = [];
+    state = { mode: "bot", agent: null, wait: null, at: Date.now() };
+    typing(false);
+    if (quickReplies) { quickReplies.remove(); quickReplies = null; }
+    while (els.log.firstChild) { els.log.removeChild(els.log.firstChild); }
+    if (introNode) { els.log.appendChild(introNode); els.intro = introNode; }
+    confirmed = false;
+    document.body.setAttribute("data-session", "");
+    showState();
+    if (connected) { requestSession(); }
+  }
+
   function send(payload, shown) {
     var text = String(payload || "").trim();
     if (!text) { return; }
+    if (/^\/restart\b/.test(text)) { startOver(text); return; }
     if (quickReplies) { quickReplies.remove(); quickReplies = null; }
-    if (/^\/restart\b/.test(text)) { setState({ mode: "bot", agent: null, wait: null }); }
     add({ type: "customer", text: shown || text });
     if (state.mode === "bot") { typing(true); }
     if (confirmed) { emit(text); } else { outbox.push(text); }
