@@ -83,5 +83,15 @@ bench: train ## Load benchmark: throughput and latencies at 1, 20 and 50 concurr
 outbox: install ## List deliveries to the helpdesk that are stuck or expired
 	$(BIN)/python -m handoff.outbox $(OUTBOX_ARGS)
 
+.PHONY: forget retention
+forget: install ## Erase a customer's conversations from every store: make forget CUSTOMER=<id, email or phone> [FORGET_ARGS=--dry-run]
+	@if [ -z "$$CUSTOMER" ]; then \
+		echo "make forget: say whose conversations to erase: make forget CUSTOMER=<customer id, email or phone>" >&2; \
+		echo "             (FORGET_ARGS=--dry-run lists what would be erased and changes nothing)" >&2; exit 2; fi
+	$(BIN)/python -m handoff.privacy forget --customer "$$CUSTOMER" $(FORGET_ARGS)
+
+retention: install ## Erase now what is past HANDOFF_RETENTION_DAYS (90), as the servers do hourly [FORGET_ARGS=--dry-run]
+	$(BIN)/python -m handoff.privacy expire $(FORGET_ARGS)
+
 clean: ## Remove the model, results and local databases (keeps .venv)
 	rm -rf models results var .pytest_cache

@@ -1,7 +1,9 @@
 """The ``helpdesk`` input channel: where the helpdesk talks back to the assistant.
 
 ``POST /webhooks/helpdesk/webhook`` takes the signed ``agent.joined``, ``agent.message`` and
-``agent.handback`` events of docs/HANDOFF_CONTRACT.md. Agent messages are kept in the tracker as
+``agent.handback`` events of docs/HANDOFF_CONTRACT.md, and the signed ``customer.forget``
+command, which erases a customer's conversations from the tracker store and the handoff database
+(:mod:`handoff.privacy`) and answers the counts. Agent messages are kept in the tracker as
 bot turns marked ``handoff_role: agent`` and pushed to the customer on the channel they last used
 (where that channel can take pushes: socket.io, callback, ...). A hand-back resumes the
 conversation and triggers ``EXTERNAL_handback`` so the bot picks up where the agent left off.
@@ -13,6 +15,7 @@ Configure it in ``credentials.yml``::
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -31,12 +34,13 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from handoff import limits
+from handoff import limits, privacy
 from handoff.schemas import validate_inbound
 from handoff.settings import SettingsError, get_settings
 from handoff.signing import SignatureError, verify_request
 from handoff.store import get_store
 from handoff.tasks import TaskRunner, output_channel_for, resume
+from handoff.tracker_store import sql_engine
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +194,13 @@ class HelpdeskInput(InputChannel):
         except SignatureError as exc:
             logger.warning("helpdesk event refused: %s", exc)
             return _error(401, str(exc))
+        if privacy.is_forget_command(raw):
+            try:
+                command = privacy.parse_forget_command(raw)
+            except ValueError as exc:
+                return _error(400, str(exc))
+            if command is not None:
+                return await self._forget(request, command)
         try:
             body = parse_body(raw)
         except ValueError as exc:  # SchemaValidationError included
@@ -239,6 +250,35 @@ class HelpdeskInput(InputChannel):
             store.record_inbound(event_id, handoff_id, kind)
         logger.info("helpdesk event %s for handoff %s done", kind, handoff_id)
         return response.json({"status": "ok", "event_id": event_id})
+
+    @staticmethod
+    async def _forget(request: Request, command: dict[str, Any]) -> HTTPResponse:
+        """Erase the customer's conversations from the tracker store and the handoff database,
+        each under its conversation lock (a turn in progress cannot write it back); the counts.
+
+        Nothing of the command is stored: a repeated ``event_id`` erases again whatever is found
+        then (usually nothing) and answers those counts.
+        """
+        customer = privacy.Customer.from_mapping(command["customer"])
+        dry_run = bool(command.get("dry_run"))
+        agent = request.app.ctx.agent
+        engine = sql_engine(agent.tracker_store)
+        stores = privacy.Stores(
+            tracker=privacy.TrackerEvents(engine) if engine is not None else None,
+            handoff=get_store(get_settings().database_url),
+        )
+        found = sorted(await asyncio.to_thread(privacy.find, stores, customer))
+        counts = (await asyncio.to_thread(privacy.erase, stores, [], dry_run)).counts
+        for conversation_id in found:
+            async with agent.lock_store.lock(conversation_id):
+                part = await asyncio.to_thread(privacy.erase, stores, [conversation_id], dry_run)
+            for store, numbers in part.counts.items():
+                for name, number in numbers.items():
+                    counts[store][name] += number
+        result = privacy.Erasure(found, counts, dry_run)
+        # The event id and counts only: the customer's identifiers stay out of the log.
+        logger.info("customer.forget %s: %d conversations %s", command["event_id"], len(found), "found" if dry_run else "erased")
+        return response.json({"status": "ok", "event_id": command["event_id"], **result.as_dict()})
 
     @staticmethod
     async def _joined_notice(agent: Any, tracker: DialogueStateTracker, output: OutputChannel, agent_name: str) -> BotUttered:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,6 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy import event as sa_event
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, declarative_base, sessionmaker
+
+from handoff.privacy import Customer, chunks, identifiers, like_any
 
 Base = declarative_base()
 
@@ -99,6 +101,19 @@ class ConversationIssueRow(Base):
     topic = sa.Column(sa.String(128), nullable=False)
     resolved = sa.Column(sa.Boolean, nullable=False, default=False)
     updated_at = sa.Column(sa.Float, nullable=False)
+
+
+class CustomerKeyRow(Base):
+    """How the customer of a handoff can be identified (normalised email, phone digits, customer
+    id), so that their handoffs can be found and erased after the outbox bodies are cleared."""
+
+    __tablename__ = "handoff_customer_keys"
+
+    id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
+    handoff_id = sa.Column(sa.String(36), nullable=False, index=True)
+    conversation_id = sa.Column(sa.String(255), nullable=False, index=True)
+    kind = sa.Column(sa.String(16), nullable=False)  # email | phone | customer_id
+    value = sa.Column(sa.String(320), nullable=False, index=True)
 
 
 class TaskRow(Base):
@@ -368,6 +383,7 @@ class HandoffStore:
     # -- outbox -----------------------------------------------------------------------------
 
     def _add_outbox(self, session: Session, body: dict, now: float) -> OutboxRow:
+        self._add_customer_keys(session, body)
         row = OutboxRow(
             event_id=body["event_id"],
             handoff_id=body["handoff_id"],
@@ -382,6 +398,20 @@ class HandoffStore:
         session.add(row)
         session.flush()
         return row
+
+    @staticmethod
+    def _add_customer_keys(session: Session, body: dict) -> None:
+        """Keep who the customer is (``customer``, or the ``follow_up`` detail of a ``handoff.ended``)."""
+        found: dict[tuple[str, str], None] = {}
+        for details in (body.get("customer"), body.get("follow_up")):
+            for kind, value in identifiers(details).items():
+                found[(kind, value[:320])] = None
+        for kind, value in found:
+            session.add(
+                CustomerKeyRow(
+                    handoff_id=body["handoff_id"], conversation_id=body["conversation_id"], kind=kind, value=value
+                )
+            )
 
     def enqueue(self, body: dict) -> OutboxEvent:
         """Queue a contract message for delivery (it is sent by the outbox worker)."""
@@ -449,7 +479,8 @@ class HandoffStore:
             return {status: count for status, count in rows}
 
     def retry_event(self, event_id: str, now: float | None = None) -> OutboxEvent | None:
-        """Make a rejected or expired entry pending again; None when it is neither.
+        """Make a rejected or expired entry pending again; None when it is neither, or when its
+        body was cleared (``HANDOFF_OUTBOX_KEEP_GIVEN_UP_DAYS`` after it was queued).
 
         The entry keeps its ``event_id`` and its bytes (so ``sent_at`` still says when it was first
         sent) and gets a fresh retry budget: no attempts counted, queued again ``now``. The last
@@ -460,6 +491,7 @@ class HandoffStore:
             updated = (
                 session.query(OutboxRow)
                 .filter(OutboxRow.event_id == event_id, OutboxRow.status.in_((REJECTED, EXPIRED)))
+                .filter(OutboxRow.body != "")  # cleared after HANDOFF_OUTBOX_KEEP_GIVEN_UP_DAYS
                 .update(
                     {
                         "status": PENDING,
@@ -497,6 +529,8 @@ class HandoffStore:
             session.query(OutboxRow).filter(OutboxRow.event_id == event_id).update(
                 {
                     "status": DELIVERED,
+                    # The helpdesk has it: the record of the delivery stays, the transcript does not.
+                    "body": "",
                     "attempts": OutboxRow.attempts + 1,
                     "delivered_at": now,
                     "lease_until": None,
@@ -671,6 +705,110 @@ class HandoffStore:
             return True
         except IntegrityError:
             return False
+
+
+    # -- privacy: finding and erasing a customer's conversations (handoff/privacy.py) -------------
+
+    def find_customer(self, customer: Customer) -> set[str]:
+        """Conversations whose handoffs name the customer: the identifiers kept with each handoff,
+        and the bodies still in the outbox (pending or given-up ones, or older records)."""
+        wanted = [(kind, value) for kind, value in customer.as_dict().items()]
+        found: set[str] = set()
+        with self.session() as session:
+            keys = session.query(CustomerKeyRow.conversation_id).filter(
+                sa.or_(*(sa.and_(CustomerKeyRow.kind == k, CustomerKeyRow.value == v) for k, v in wanted))
+            )
+            found.update(row[0] for row in keys.distinct())
+            query = session.query(OutboxRow.conversation_id, OutboxRow.body).filter(
+                OutboxRow.event_type.in_(("handoff.requested", "handoff.ended")), OutboxRow.body != ""
+            )
+            needles = customer.needles()
+            if needles:
+                query = query.filter(like_any(OutboxRow.body, needles))
+            for conversation_id, body in query.yield_per(200):
+                if conversation_id in found:
+                    continue
+                try:
+                    data = json.loads(body)
+                except ValueError:
+                    continue
+                if customer.matches(data.get("customer")) or customer.matches(data.get("follow_up")):
+                    found.add(conversation_id)
+        return found
+
+    def stale_conversations(self, cutoff: float) -> set[str]:
+        """Conversations whose handoff records, outbox entries and topic all date from before ``cutoff``."""
+        stale: set[str] = set()
+        with self.session() as session:
+            for column, table_id in (
+                (HandoffRow.updated_at, HandoffRow.conversation_id),
+                (OutboxRow.created_at, OutboxRow.conversation_id),
+                (ConversationIssueRow.updated_at, ConversationIssueRow.conversation_id),
+            ):
+                rows = session.query(table_id).group_by(table_id).having(sa.func.max(column) < cutoff)
+                stale.update(row[0] for row in rows)
+        return stale
+
+    def recent_among(self, conversation_ids: Iterable[str], cutoff: float) -> set[str]:
+        """Those of ``conversation_ids`` with anything in this store since ``cutoff`` (or due later)."""
+        recent: set[str] = set()
+        with self.session() as session:
+            for batch in chunks(conversation_ids):
+                for column, conversation in (
+                    (HandoffRow.updated_at, HandoffRow.conversation_id),
+                    (OutboxRow.created_at, OutboxRow.conversation_id),
+                    (OutboxRow.delivered_at, OutboxRow.conversation_id),
+                    (TaskRow.due_at, TaskRow.conversation_id),
+                    (ConversationIssueRow.updated_at, ConversationIssueRow.conversation_id),
+                ):
+                    rows = session.query(conversation).filter(conversation.in_(batch), column >= cutoff).distinct()
+                    recent.update(row[0] for row in rows)
+        return recent
+
+    def erase_conversations(self, conversation_ids: Iterable[str], dry_run: bool = False) -> dict[str, int]:
+        """Delete the handoffs of these conversations with their outbox entries, tasks, processed
+        helpdesk events, customer identifiers and topics; the counts (what would go, with ``dry_run``)."""
+        counts = {"handoffs": 0, "outbox": 0, "tasks": 0, "inbound_events": 0, "topics": 0}
+        with self.session() as session:
+            for batch in chunks(sorted(set(conversation_ids))):
+                handoff_ids = [r[0] for r in session.query(HandoffRow.id).filter(HandoffRow.conversation_id.in_(batch))]
+                queries = {
+                    "handoffs": session.query(HandoffRow).filter(HandoffRow.conversation_id.in_(batch)),
+                    "outbox": session.query(OutboxRow).filter(OutboxRow.conversation_id.in_(batch)),
+                    "tasks": session.query(TaskRow).filter(TaskRow.conversation_id.in_(batch)),
+                    "inbound_events": session.query(InboundEventRow).filter(InboundEventRow.handoff_id.in_(handoff_ids)),
+                    "topics": session.query(ConversationIssueRow).filter(ConversationIssueRow.conversation_id.in_(batch)),
+                    None: session.query(CustomerKeyRow).filter(CustomerKeyRow.conversation_id.in_(batch)),
+                }
+                for name, query in queries.items():
+                    if dry_run:
+                        if name is not None:
+                            counts[name] += query.count()
+                        continue
+                    deleted = query.delete(synchronize_session=False)
+                    if name is not None:
+                        counts[name] += deleted
+        return counts
+
+    def clear_given_up_bodies(self, queued_before: float, dry_run: bool = False) -> int:
+        """Clear the body of rejected and expired entries queued before ``queued_before`` (they
+        can no longer be sent again); the record of the delivery stays. How many."""
+        with self.session() as session:
+            query = session.query(OutboxRow).filter(
+                OutboxRow.status.in_((REJECTED, EXPIRED)), OutboxRow.created_at < queued_before, OutboxRow.body != ""
+            )
+            if dry_run:
+                return query.count()
+            return query.update({"body": ""}, synchronize_session=False)
+
+    def clear_delivered_bodies(self) -> int:
+        """Clear the body of every delivered entry (done on delivery; this mends older databases)."""
+        with self.session() as session:
+            return (
+                session.query(OutboxRow)
+                .filter(OutboxRow.status == DELIVERED, OutboxRow.body != "")
+                .update({"body": ""}, synchronize_session=False)
+            )
 
 
 _stores: dict[str, HandoffStore] = {}

@@ -19,6 +19,10 @@ lease on each before running it, so two processes never run the same task:
     No callback number or email address came after a no-agent timeout: tell the helpdesk the
     handoff ended without one.
 
+Beside the tasks, the same loop enforces the retention period (:mod:`handoff.privacy`): a
+minute after start-up and then hourly it erases the conversations with no activity for
+``HANDOFF_RETENTION_DAYS`` (default 90) from the tracker store and the handoff database.
+
 Started by the ``helpdesk`` input channel (:mod:`handoff.channel`) when the server starts.
 """
 
@@ -34,6 +38,7 @@ from typing import Any
 from rasa.core.channels.channel import CollectingOutputChannel, OutputChannel
 from rasa.shared.core.events import BotUttered, ConversationResumed
 
+from handoff import privacy
 from handoff.settings import Settings, get_settings
 from handoff.store import (
     REQUESTED,
@@ -47,6 +52,7 @@ from handoff.store import (
     get_store,
     new_event,
 )
+from handoff.tracker_store import sql_engine
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +63,9 @@ NO_AGENT_CAUSE = "no_agent_timeout"
 LEASE_SECONDS = 60.0
 #: When a task fails (e.g. the tracker store is briefly unavailable), try again after this long.
 RETRY_SECONDS = 10.0
+#: The retention pass runs this long after start-up (not during it), then every RETENTION_INTERVAL.
+RETENTION_FIRST_DELAY = 60.0
+RETENTION_INTERVAL = 3600.0
 
 
 class TaskRunner:
@@ -67,6 +76,9 @@ class TaskRunner:
         self.settings = settings or get_settings()
         self.store = store or get_store(self.settings.database_url)
         self._task: asyncio.Task | None = None
+        # Read now: a bad HANDOFF_RETENTION_DAYS is a SettingsError at start-up, not a silent no.
+        self.retention_days = privacy.retention_days()
+        self._next_retention = time.monotonic() + RETENTION_FIRST_DELAY
 
     def start(self) -> TaskRunner:
         self._task = asyncio.get_event_loop().create_task(self._loop())
@@ -86,7 +98,31 @@ class TaskRunner:
                 raise
             except Exception:
                 logger.exception("handoff task pass failed")
+            if time.monotonic() >= self._next_retention:
+                self._next_retention = time.monotonic() + RETENTION_INTERVAL
+                try:
+                    if await self.run_retention() is None:
+                        self._next_retention = time.monotonic() + RETENTION_FIRST_DELAY
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception("retention pass failed")
             await asyncio.sleep(self.settings.task_poll_interval)
+
+    async def run_retention(self, now: float | None = None) -> privacy.Erasure | None:
+        """Erase the conversations past the retention period from the tracker store and the
+        handoff database; None while the model (and with it the tracker store) is still loading."""
+        agent = getattr(self.app.ctx, "agent", None)
+        if agent is None:
+            return None
+        engine = sql_engine(agent.tracker_store)
+        stores = privacy.Stores(tracker=privacy.TrackerEvents(engine) if engine is not None else None, handoff=self.store)
+        cutoff = (time.time() if now is None else now) - self.retention_days * privacy.DAY
+        result = await asyncio.to_thread(privacy.expire, stores, cutoff)
+        if result.conversations:
+            # Counts only: conversation ids can be customer identifiers.
+            logger.info("retention: erased %d conversations older than %g days: %s", len(result.conversations), self.retention_days, result.counts)
+        return result
 
     async def run_due(self) -> int:
         """Run every task that is due now; the number run."""

@@ -107,3 +107,17 @@ class HandoffSQLTrackerStore(SQLTrackerStore):
             "action_name": data.get("name"),
             "data": json.dumps(data),
         }
+
+
+def sql_engine(tracker_store: Any) -> sa.engine.Engine | None:
+    """The database engine of the SQL tracker store inside Rasa's wrappers (``FailSafeTrackerStore``,
+    ``AwaitableTrackerStore``), for erasing conversations (:mod:`handoff.privacy`); None when the
+    tracker store is not an SQL one."""
+    store = tracker_store
+    for _ in range(5):
+        if isinstance(store, SQLTrackerStore):
+            return store.engine
+        store = getattr(store, "_tracker_store", None)
+        if store is None:
+            return None
+    return None

@@ -7,14 +7,19 @@ so a slow disk never blocks the event loop.
 from __future__ import annotations
 
 import json
+import re
 import secrets
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from handoff.privacy import Customer, chunks, like_any, retention_days
 from helpdesk.db import (
     ASSIGNED,
     CLOSED,
@@ -33,6 +38,13 @@ DEFAULT_HANDLING_SECONDS = 180
 HANDLING_SAMPLE = 20
 #: How many closed tickets the inbox lists.
 CLOSED_LISTED = 50
+
+
+_EMAIL = re.compile(r"[^\s@]+@[^\s@]+[^\s@.]")
+
+
+def _naive_utc(moment: float) -> datetime:
+    return datetime.fromtimestamp(moment, timezone.utc).replace(tzinfo=None)
 
 
 class TicketNotFound(LookupError):
@@ -345,3 +357,105 @@ class TicketStore:
         if ticket is None:
             raise TicketNotFound(ticket_id)
         return ticket
+
+    # --- privacy: finding and erasing a customer's tickets (handoff/privacy.py) -----------------
+
+    @property
+    def engine(self) -> sa.engine.Engine | None:
+        return self._sessions.kw.get("bind")
+
+    def find_customer(self, customer: Customer) -> set[str]:
+        """Conversations with a ticket whose customer is ``customer``, or whose follow-up detail
+        (the callback number or email address left after a no-agent timeout) is theirs."""
+        found: set[str] = set()
+        needles = customer.needles()
+        with self._sessions() as session:
+            query = sa.select(Ticket.conversation_id, Ticket.customer)
+            if needles:
+                query = query.where(like_any(sa.cast(Ticket.customer, sa.Text), needles))
+            for conversation_id, details in session.execute(query):
+                if customer.matches(details):
+                    found.add(conversation_id)
+            follow_ups = sa.select(Ticket.conversation_id, TicketEntry.text).join(TicketEntry.ticket).where(
+                TicketEntry.kind == "follow_up"
+            )
+            for conversation_id, text in session.execute(follow_ups):
+                emails = [m.group(0) for m in _EMAIL.finditer(text or "")]
+                if any(customer.matches_value("email", e) for e in emails) or customer.matches_value("phone", text):
+                    found.add(conversation_id)
+        return found
+
+    def _latest_activity(self, conversation_ids: list[str] | None = None) -> dict[str, datetime]:
+        """The latest moment anything happened on each conversation's tickets."""
+        latest: dict[str, datetime] = {}
+
+        def note(conversation_id: str, *moments: datetime | None) -> None:
+            for moment in moments:
+                if moment is not None and (conversation_id not in latest or moment > latest[conversation_id]):
+                    latest[conversation_id] = moment
+
+        with self._sessions() as session:
+            tickets = sa.select(
+                Ticket.conversation_id,
+                sa.func.max(Ticket.created_at),
+                sa.func.max(Ticket.joined_at),
+                sa.func.max(Ticket.closed_at),
+            ).group_by(Ticket.conversation_id)
+            entries = (
+                sa.select(Ticket.conversation_id, sa.func.max(TicketEntry.created_at))
+                .join(TicketEntry.ticket)
+                .group_by(Ticket.conversation_id)
+            )
+            batches = [None] if conversation_ids is None else list(chunks(conversation_ids))
+            for batch in batches:
+                for query in (tickets, entries):
+                    if batch is not None:
+                        query = query.where(Ticket.conversation_id.in_(batch))
+                    for conversation_id, *moments in session.execute(query):
+                        note(conversation_id, *moments)
+        return latest
+
+    def stale_conversations(self, cutoff: float) -> set[str]:
+        """Conversations whose tickets saw nothing since ``cutoff`` (Unix time)."""
+        before = _naive_utc(cutoff)
+        return {c for c, moment in self._latest_activity().items() if moment < before}
+
+    def recent_among(self, conversation_ids: Iterable[str], cutoff: float) -> set[str]:
+        since = _naive_utc(cutoff)
+        return {c for c, moment in self._latest_activity(list(conversation_ids)).items() if moment >= since}
+
+    def erase_conversations(self, conversation_ids: Iterable[str], dry_run: bool = False) -> dict[str, int]:
+        """Delete the tickets of these conversations with their entries and the record of the
+        webhook deliveries that made them; the counts (what would go, with ``dry_run``)."""
+        counts = {"tickets": 0, "ticket_entries": 0}
+        with self._sessions() as session, session.begin():
+            for batch in chunks(sorted(set(conversation_ids))):
+                rows = session.execute(
+                    sa.select(Ticket.id, Ticket.handoff_id).where(Ticket.conversation_id.in_(batch))
+                ).all()
+                if not rows:
+                    continue
+                pks, handoff_ids = [r[0] for r in rows], [r[1] for r in rows]
+                entries = session.execute(
+                    sa.select(sa.func.count(TicketEntry.id)).where(TicketEntry.ticket_pk.in_(pks))
+                ).scalar_one()
+                counts["tickets"] += len(pks)
+                counts["ticket_entries"] += entries
+                if dry_run:
+                    continue
+                session.execute(sa.delete(TicketEntry).where(TicketEntry.ticket_pk.in_(pks)))
+                session.execute(sa.delete(ProcessedEvent).where(ProcessedEvent.handoff_id.in_(handoff_ids)))
+                session.execute(sa.delete(Ticket).where(Ticket.id.in_(pks)))
+        return counts
+
+    def forget_customer(self, customer: Customer, dry_run: bool = False) -> dict[str, int]:
+        """Erase every ticket of the customer's conversations (the helpdesk's own part of
+        ``make forget``); the counts."""
+        return self.erase_conversations(self.find_customer(customer), dry_run=dry_run)
+
+    def expire(self, days: float | None = None, now: float | None = None) -> dict[str, int]:
+        """Erase the tickets of conversations with no activity for ``days`` (default
+        ``HANDOFF_RETENTION_DAYS``, 90); the counts."""
+        days = retention_days() if days is None else days
+        cutoff = (time.time() if now is None else now) - days * 86400
+        return self.erase_conversations(self.stale_conversations(cutoff))
