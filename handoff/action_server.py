@@ -116,7 +116,7 @@ def protect(app: Sanic, token: str, limit: int) -> Sanic:
         # handler and parses nothing. Sanic drains at most `limit` bytes of a refused body, and
         # answers 413 itself once more than `limit` arrive (chunked bodies too).
         stream = request.stream
-        if stream is not None:
+        if stream is not None and hasattr(stream, "request_max_size"):  # HTTP/1 (not ASGI)
             stream.request_max_size = min(stream.request_max_size, limit)
         if request.path in OPEN_PATHS:
             return
