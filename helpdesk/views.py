@@ -168,7 +168,8 @@ async def events(request: web.Request) -> web.StreamResponse:
                     change = _KEEPALIVE
                 # A stream outlives its request: end it once the session is signed out elsewhere,
                 # revoked or expired (the page's reconnect then meets the sign-in check).
-                if loop.time() - session_checked >= KEEPALIVE_SECONDS:
+                # Checked at every keep-alive, and at least as often while changes flow.
+                if change is _KEEPALIVE or loop.time() - session_checked >= KEEPALIVE_SECONDS:
                     session_checked = loop.time()
                     if not await _session_still_live(request):
                         break
