@@ -441,3 +441,21 @@ def test_the_signed_command_erases_and_answers_the_counts(world, channel):
     raw, headers = signed(forget_command())
     _, answer = channel.post(url, content=raw, headers=headers)
     assert answer.status == 400 and "customer.forget" in answer.json["error"]
+
+
+def test_the_helpdesk_retention_loop_runs_a_pass_after_start(world):
+    from helpdesk import retention
+
+    world.conversation("old-anna", ANNA, at=time.time() - 100 * DAY)
+    world.conversation("new-bert", BERT)
+
+    async def run() -> None:
+        task = asyncio.get_running_loop().create_task(retention.retention_loop(world.helpdesk, 90, first_delay=0))
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if world.snapshot("old-anna")[3] == 0:
+                break
+        task.cancel()
+
+    asyncio.run(run())
+    assert world.snapshot("old-anna")[3] == 0 and world.snapshot("new-bert")[3] == 1
