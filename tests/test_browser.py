@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import requests
 
 from handoff.settings import PROJECT_ROOT
 from tests.stack import Stack
@@ -249,4 +250,70 @@ def test_signing_in_is_required_and_wrong_passwords_are_refused(stack, browser):
     expect(page).to_have_url(re.compile(r"/login$"))
     page.goto(stack.helpdesk_url + "/")
     expect(page).to_have_url(re.compile(r"/login$"))
+    context.close()
+
+
+def test_the_chat_resumes_only_with_its_token_and_start_over_forgets_everything(stack, browser):
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    context = browser.new_context(viewport={"width": 480, "height": 860}, locale="en-GB")
+    page = context.new_page()
+    page.goto(stack.webchat_url + "/")
+    expect(page.locator("#head-status")).to_have_text("Virtual assistant · online")
+    first = page.locator("body").get_attribute("data-session")
+    assert first and re.fullmatch(r"[0-9a-f]{32}", first)
+    stored = page.evaluate("JSON.parse(localStorage.getItem('northwind.webchat.token'))")
+    assert stored["session_id"] == first and re.fullmatch(r"[0-9a-f]{64}", stored["session_token"])
+
+    # The embedding site's signed identity goes with the message as metadata.
+    page.evaluate("window.handoffChat = { identity: 'eyJhbGciOiJIUzI1NiJ9.e30.c2lnbmVk' }")
+    say(page, "hi there")
+    expect(page.locator(".from-bot .bubble")).to_have_count(1)
+    [greeting] = [e for e in stack.tracker(first)["events"] if e["event"] == "user"]
+    assert greeting["metadata"]["customer_identity"] == "eyJhbGciOiJIUzI1NiJ9.e30.c2lnbmVk"
+
+    # A reload resumes the conversation with the stored token; a wrong token gets a new session.
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-session", first)
+    page.evaluate(
+        "id => localStorage.setItem('northwind.webchat.token', JSON.stringify({session_id: id, session_token: '0'.repeat(64)}))",
+        first,
+    )
+    page.reload()
+    expect(page.locator("body")).not_to_have_attribute("data-session", first)
+    expect(page.locator("body")).to_have_attribute("data-session", re.compile(r"^[0-9a-f]{32}$"))
+    second = page.locator("body").get_attribute("data-session")
+    assert second != first
+
+    # Start over: the old conversation is restarted in Rasa, the chat's storage is emptied and a
+    # new session begins with an empty log.
+    say(page, "how long does delivery take?")
+    expect(page.locator(".from-bot")).to_have_count(2)
+    page.evaluate("sessionStorage.setItem('northwind.webchat.draft', '\"x\"'); sessionStorage.setItem('other', '1')")
+    say(page, "/restart")
+    expect(page.locator("body")).to_have_attribute("data-session", re.compile(r"^[0-9a-f]{32}$"))
+    third = page.locator("body").get_attribute("data-session")
+    assert third not in (first, second)
+    expect(page.locator(".msg")).to_have_count(0)
+    expect(page.locator("#intro")).to_be_visible()
+    storage = page.evaluate(
+        "({local: Object.keys(localStorage).sort(), session: Object.keys(sessionStorage).sort(),"
+        " token: JSON.parse(localStorage.getItem('northwind.webchat.token'))})"
+    )
+    assert storage["session"] == ["other"]  # only the chat's own keys are removed
+    assert storage["local"] == ["northwind.webchat.session", "northwind.webchat.token"]
+    assert storage["token"]["session_id"] == third
+    url = f"{stack.rasa_url}/conversations/{second}/tracker"
+    deadline = time.monotonic() + 30  # the /restart turn may still be running in Rasa
+    while True:
+        events = requests.get(url, params={"include_events": "ALL"}, timeout=30).json()["events"]
+        if "restart" in [e["event"] for e in events]:
+            break
+        assert time.monotonic() < deadline, [e["event"] for e in events]
+        time.sleep(0.3)
+    assert "how long does delivery take?" in [e.get("text") for e in events if e["event"] == "user"]
+    say(page, "hello")
+    expect(page.locator(".from-bot")).to_have_count(1)
+    assert [e["text"] for e in stack.tracker(third)["events"] if e["event"] == "user"] == ["hello"]
     context.close()
