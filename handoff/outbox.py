@@ -190,6 +190,13 @@ def retry(store: HandoffStore, event_ids: list[str], as_json: bool) -> int:
             retried.append({**Entry(after, "queued").to_json(), "was": before.status if before else None})
         elif before is None:
             errors.append({"event_id": event_id, "error": "no such event in the outbox"})
+        elif before.status in (REJECTED, EXPIRED) and not before.body:
+            errors.append(
+                {
+                    "event_id": event_id,
+                    "error": "its body was cleared (HANDOFF_OUTBOX_KEEP_GIVEN_UP_DAYS after it was queued): it can no longer be sent",
+                }
+            )
         else:
             errors.append({"event_id": event_id, "error": f"it is {before.status}, not rejected or expired"})
     if as_json:

@@ -459,3 +459,14 @@ def test_the_helpdesk_retention_loop_runs_a_pass_after_start(world):
 
     asyncio.run(run())
     assert world.snapshot("old-anna")[3] == 0 and world.snapshot("new-bert")[3] == 1
+
+
+def test_make_outbox_says_a_cleared_delivery_cannot_be_sent_again(world, capsys):
+    from handoff.outbox import main as outbox_main
+
+    handoff_id = world.conversation("anna-1", ANNA)
+    pending = next(e for e in world.handoff.events(handoff_id) if e.status != DELIVERED)
+    world.handoff.mark_failed(pending.event_id, "gave up", time.time(), final_status=EXPIRED)
+    assert world.handoff.clear_given_up_bodies(time.time() + 60) == 1
+    status = outbox_main(["--database-url", world.handoff.database_url, "--retry", pending.event_id])
+    assert status == 3 and "can no longer be sent" in capsys.readouterr().err
