@@ -36,6 +36,7 @@ from helpdesk.keys import (
 from helpdesk.live import LiveUpdates
 from helpdesk.locks import TicketLocks
 from helpdesk.presentation import make_environment
+from helpdesk.retention import run_retention
 from helpdesk.sessions import SessionStore
 from helpdesk.store import TicketStore
 from helpdesk.webhook import handle_webhook
@@ -119,6 +120,8 @@ def create_app(
     app[LIVE_KEY] = LiveUpdates()
     app[LOCKS_KEY] = TicketLocks()
     app.cleanup_ctx.append(_database)
+    # After _database: it uses the ticket store.
+    app.cleanup_ctx.append(run_retention)
     app.cleanup_ctx.append(_http_client)
     app.on_shutdown.append(_end_live_streams)
     app.on_response_prepare.append(_security_headers)

@@ -310,12 +310,3 @@ class SignInThrottle:
                 failures.extend(kept)
                 if not failures:
                     del self._table(key)[key]
-
-
-def __getattr__(name: str):
-    # helpdesk/keys.py still imports the session class under its former name.
-    if name == "SessionSigner":
-        from helpdesk.sessions import SessionStore
-
-        return SessionStore
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,10 +8,11 @@ from aiohttp import web
 
 from handoff.settings import Settings
 from helpdesk.assistant import AssistantClient
-from helpdesk.auth import AgentDirectory, SessionSigner, SignInThrottle
+from helpdesk.auth import AgentDirectory, SignInThrottle
 from helpdesk.flash import FlashStore
 from helpdesk.live import LiveUpdates
 from helpdesk.locks import TicketLocks
+from helpdesk.sessions import SessionStore
 from helpdesk.store import TicketStore
 
 SETTINGS_KEY = web.AppKey("settings", Settings)
@@ -22,7 +23,7 @@ ASSISTANT_KEY = web.AppKey("assistant", AssistantClient)
 HTTP_SESSION_KEY = web.AppKey("http_session", aiohttp.ClientSession)
 FLASH_KEY = web.AppKey("flash", FlashStore)
 AGENTS_KEY = web.AppKey("agents", AgentDirectory)
-SESSIONS_KEY = web.AppKey("sessions", SessionSigner)
+SESSIONS_KEY = web.AppKey("sessions", SessionStore)
 THROTTLE_KEY = web.AppKey("throttle", SignInThrottle)
 LIVE_KEY = web.AppKey("live", LiveUpdates)
 LOCKS_KEY = web.AppKey("locks", TicketLocks)

@@ -797,7 +797,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="windows per bot and level, alternating between the bots (default 2)")
     parser.add_argument("--levels", default="1,20,50", help="concurrent conversations, comma-separated (default 1,20,50)")
     parser.add_argument("--model", default=str(MODEL.relative_to(ROOT)), help="the project model to serve (default models/handoff.tar.gz)")
-    parser.add_argument("--endpoints", help="serve the project with this endpoints.yml instead of its own (default: SQLite tracker store)")
+    parser.add_argument("--endpoints", help="serve the project with this endpoints.yml instead of its own (default: SQLite tracker store); keep its action_endpoint headers (the action server answers 401 without the token)")
     parser.add_argument("--label", default="", help="a name for this run (e.g. a config variant); part of the output file name")
     parser.add_argument("--handoff-every", type=int, default=5, help="every Nth conversation hands off (default 5: 20 %%)")
     parser.add_argument("--parse-seconds", type=float, default=10, help="NLU-only /model/parse measurement per bot; 0 skips it")
