@@ -10,7 +10,8 @@ holds the server for seconds). This module, installed by the ``helpdesk`` channe
   body whose ``message`` (or ``text``) is longer than ``HANDOFF_MAX_MESSAGE_CHARS`` is refused
   with 413 before NLU sees it;
 - socket.io: engine.io's ``max_http_buffer_size`` is set to ``HANDOFF_MAX_MESSAGE_BYTES`` (a larger
-  packet closes that socket).
+  packet closes that socket). The character limit on socket.io messages is the channel's own
+  (handoff/socketio.py: refused before NLU, with a notice to the socket).
 
 The helpdesk's own webhook streams with its own limit (``HANDOFF_MAX_BODY_BYTES``); Rasa's HTTP
 API (model upload, ...) keeps Sanic's limit.
