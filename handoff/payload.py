@@ -8,6 +8,8 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from handoff.identity import METADATA_KEY as IDENTITY_METADATA_KEY
+from handoff.identity import VerifiedIdentity, verify_identity
 from handoff.store import new_event, utc_iso
 
 if TYPE_CHECKING:
@@ -21,8 +23,22 @@ CUSTOMER_SLOTS = {
     "customer_id": "customer_id",
 }
 CUSTOMER_FIELDS = ("name", "email", "phone", "customer_id")
-# Message metadata keys that are the assistant's own bookkeeping, not the channel's.
-INTERNAL_METADATA = {"is_external", "customer", "handoff_role", "agent_name", "model_id", "assistant_id"}
+# Message metadata keys that are the assistant's own bookkeeping, not the channel's (the identity
+# token is a credential: it never goes to the helpdesk).
+INTERNAL_METADATA = {
+    "is_external",
+    "customer",
+    IDENTITY_METADATA_KEY,
+    "handoff_role",
+    "agent_name",
+    "model_id",
+    "assistant_id",
+}
+# Where a customer field came from (``customer.sources``): a signed identity token, what the channel
+# sent as ``metadata.customer``, or what the customer told the bot (slots). Only the first is verified.
+SOURCE_IDENTITY = "identity"
+SOURCE_CHANNEL = "channel"
+SOURCE_CONVERSATION = "conversation"
 SESSION_BOUNDARIES = {"session_started", "restart"}
 AGENT_ROLE = "agent"
 MAX_METADATA_VALUE = 500
@@ -81,19 +97,42 @@ def latest_customer_event(events: Iterable[Mapping[str, Any]]) -> Mapping[str, A
     return None
 
 
-def customer_details(slots: Mapping[str, Any], metadata: Mapping[str, Any] | None) -> dict[str, Any]:
-    """What is known of the customer: what the channel says (e.g. a signed-in web user), then slots."""
+def customer_details(
+    slots: Mapping[str, Any],
+    metadata: Mapping[str, Any] | None,
+    identity: VerifiedIdentity | None = None,
+) -> dict[str, Any]:
+    """What is known of the customer, and for each field whether it is verified.
+
+    A signed identity (:mod:`handoff.identity`) comes first and is the only verified source; then
+    what the channel says (``metadata.customer``, e.g. set by the web chat's page) and then slots
+    the bot collected, both given by the customer and unverified. The fields keep their contract
+    names and values; ``verified`` maps each of them to true or false and ``sources`` to
+    ``identity``, ``channel`` or ``conversation``. Nothing known gives ``{}``.
+    """
     known: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+
+    def add(key: str, value: Any, source: str) -> None:
+        if key not in known and value not in (None, ""):
+            known[key] = str(value)[:MAX_METADATA_VALUE]
+            sources[key] = source
+
+    for key, value in (identity.fields() if identity else {}).items():
+        add(key, value, SOURCE_IDENTITY)
     given = (metadata or {}).get("customer")
     if isinstance(given, Mapping):
         for key in CUSTOMER_FIELDS:
-            if given.get(key) not in (None, ""):
-                known[key] = str(given[key])[:MAX_METADATA_VALUE]
+            add(key, given.get(key), SOURCE_CHANNEL)
     for slot, key in CUSTOMER_SLOTS.items():
-        value = slots.get(slot)
-        if value not in (None, "") and key not in known:
-            known[key] = str(value)[:MAX_METADATA_VALUE]
-    return known
+        add(key, slots.get(slot), SOURCE_CONVERSATION)
+    if not known:
+        return {}
+    return {
+        **known,
+        "verified": {key: source == SOURCE_IDENTITY for key, source in sources.items()},
+        "sources": sources,
+    }
 
 
 def _clean(value: Any, depth: int = 0) -> Any:
@@ -166,7 +205,11 @@ def build_handoff_requested(
         "priority": trigger.priority,
         "queue": trigger.queue,
         "language": language if language in ("en", "nl") else "en",
-        "customer": customer_details(slots, metadata),
+        "customer": customer_details(
+            slots,
+            metadata,
+            verify_identity(metadata.get(IDENTITY_METADATA_KEY), conversation_id=conversation_id),
+        ),
         "channel": channel_details({**latest, "metadata": metadata} if latest else None),
         "transcript": transcript(events),
     }

@@ -1,3 +1,8 @@
+import time
+
+import jwt
+
+from handoff.identity import VerifiedIdentity
 from handoff.payload import (
     build_handoff_requested,
     channel_details,
@@ -62,8 +67,29 @@ def test_customer_details_prefer_the_channel_then_fill_from_slots():
         "name": "Anna",
         "email": "a@example.com",
         "phone": "+31 6 1234 5678",
+        "verified": {"name": False, "email": False, "phone": False},
+        "sources": {"name": "channel", "email": "channel", "phone": "conversation"},
     }
     assert customer_details({}, None) == {}
+
+
+def test_a_verified_identity_wins_and_only_its_fields_are_verified():
+    identity = VerifiedIdentity(customer_id="C-7", name="Anna de Vries", email=None, expires_at=0)
+    given = {"customer": {"name": "Mallory", "email": "m@example.com", "customer_id": "C-1", "verified": {"name": True}}}
+    details = customer_details({"customer_phone": "+31 6 1234 5678"}, given, identity)
+    assert details == {
+        "customer_id": "C-7",
+        "name": "Anna de Vries",
+        "email": "m@example.com",
+        "phone": "+31 6 1234 5678",
+        "verified": {"customer_id": True, "name": True, "email": False, "phone": False},
+        "sources": {"customer_id": "identity", "name": "identity", "email": "channel", "phone": "conversation"},
+    }
+
+
+def test_a_customer_cannot_mark_their_own_fields_verified():
+    forged = {"customer": {"name": "Mallory", "verified": {"name": True}, "sources": {"name": "identity"}}}
+    assert customer_details({}, forged) == {"name": "Mallory", "verified": {"name": False}, "sources": {"name": "channel"}}
 
 
 def test_channel_details_carry_technical_metadata_but_not_bookkeeping():
@@ -88,8 +114,55 @@ def test_handoff_requested_follows_the_contract():
         "signals": ["explicit_request"],
     }
     # What the channel said of the customer earlier in the session is kept, slots fill the rest.
-    assert body["customer"] == {"name": "Anna", "email": "a@example.com", "customer_id": "C-42"}
+    assert body["customer"] == {
+        "name": "Anna",
+        "email": "a@example.com",
+        "customer_id": "C-42",
+        "verified": {"name": False, "email": False, "customer_id": False},
+        "sources": {"name": "channel", "email": "channel", "customer_id": "conversation"},
+    }
     assert body["channel"] == {"name": "socketio", "browser": "Firefox 120", "page": "/checkout", "device": "desktop"}
     assert len(body["transcript"]) == 4
     assert "lead" not in body
     assert body["sent_at"].endswith("Z") and len(body["event_id"]) == 36 and len(body["handoff_id"]) == 36
+
+
+IDENTITY_SECRET = "payload-test-identity-secret-0123456789abcdef"
+
+
+def _identity_events(token):
+    return [
+        user("hi", "greet", ts=100.0, metadata={"customer": {"name": "Mallory", "email": "m@example.com"}, "customer_identity": token}),
+        user("I want a person", "request_human", 0.95, ts=101.0),
+    ]
+
+
+def test_handoff_requested_takes_a_signed_identity_as_verified(monkeypatch):
+    monkeypatch.setenv("HANDOFF_IDENTITY_SECRET", IDENTITY_SECRET)
+    token = jwt.encode({"sub": "C-7", "name": "Anna de Vries", "exp": int(time.time()) + 600}, IDENTITY_SECRET, algorithm="HS256")
+    body = build_handoff_requested(conversation_id="conv-1", events=_identity_events(token), slots={}, trigger=TRIGGER)
+    assert body["customer"]["name"] == "Anna de Vries" and body["customer"]["customer_id"] == "C-7"
+    assert body["customer"]["email"] == "m@example.com"
+    assert body["customer"]["verified"] == {"customer_id": True, "name": True, "email": False}
+    # The token is a credential: it does not travel to the helpdesk.
+    assert "customer_identity" not in body["channel"]
+    assert token not in str(body)
+
+
+def test_handoff_requested_without_a_valid_identity_verifies_nothing(monkeypatch):
+    monkeypatch.setenv("HANDOFF_IDENTITY_SECRET", IDENTITY_SECRET)
+    forged = jwt.encode({"sub": "C-7", "name": "Anna de Vries", "exp": int(time.time()) + 600}, "x" * 40, algorithm="HS256")
+    expired = jwt.encode({"sub": "C-7", "exp": int(time.time()) - 3600}, IDENTITY_SECRET, algorithm="HS256")
+    for token in (forged, expired, "not-a-token", {"sub": "C-7"}):
+        body = build_handoff_requested(conversation_id="conv-1", events=_identity_events(token), slots={}, trigger=TRIGGER)
+        assert body["customer"]["name"] == "Mallory"
+        assert "customer_id" not in body["customer"]
+        assert not any(body["customer"]["verified"].values())
+        assert "customer_identity" not in body["channel"]
+
+
+def test_without_an_identity_secret_nothing_is_verified(monkeypatch):
+    monkeypatch.delenv("HANDOFF_IDENTITY_SECRET", raising=False)
+    token = jwt.encode({"sub": "C-7", "exp": int(time.time()) + 600}, IDENTITY_SECRET, algorithm="HS256")
+    body = build_handoff_requested(conversation_id="conv-1", events=_identity_events(token), slots={}, trigger=TRIGGER)
+    assert body["customer"]["verified"] == {"name": False, "email": False}
