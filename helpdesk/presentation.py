@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -154,14 +155,72 @@ def iso(value: Any) -> str:
     return "" if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+CUSTOMER_FIELDS = ("name", "email", "phone", "customer_id")
+# Keys of the ticket's customer object that describe the fields rather than being one.
+CUSTOMER_FLAGS = ("verified", "sources")
+VERIFIED_TEXT = "verified"
+UNVERIFIED_TEXT = "given by the customer, unverified"
+
+
+def _label_key(customer: dict[str, Any]) -> str | None:
+    for key in CUSTOMER_FIELDS:
+        value = customer.get(key)
+        if isinstance(value, str) and value.strip():
+            return key
+    return None
+
+
 def customer_label(ticket: Ticket) -> str:
     """The customer's name, else their e-mail address, else ``Customer``."""
     customer = ticket.customer or {}
-    for key in ("name", "email", "phone", "customer_id"):
-        value = customer.get(key)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    return "Customer"
+    key = _label_key(customer)
+    return customer[key].strip() if key else "Customer"
+
+
+def is_verified(customer: Any, key: str) -> bool:
+    """Whether the assistant verified the customer field ``key`` (a signed identity).
+
+    Only an explicit ``verified: {key: true}`` counts: tickets from before the flags existed, other
+    assistants and anything malformed are unverified.
+    """
+    if not isinstance(customer, dict):
+        return False
+    flags = customer.get("verified")
+    return isinstance(flags, dict) and flags.get(key) is True
+
+
+def customer_label_verified(ticket: Ticket) -> bool:
+    """Whether the field :func:`customer_label` shows is verified."""
+    customer = ticket.customer or {}
+    key = _label_key(customer)
+    return key is not None and is_verified(customer, key)
+
+
+@dataclass(frozen=True)
+class CustomerField:
+    """One customer detail as the console shows it."""
+
+    key: str
+    value: Any
+    verified: bool
+
+    @property
+    def label(self) -> str:
+        return self.key.replace("_", " ")
+
+    @property
+    def trust(self) -> str:
+        """``verified`` or ``given by the customer, unverified``."""
+        return VERIFIED_TEXT if self.verified else UNVERIFIED_TEXT
+
+
+def customer_fields(customer: Any) -> list[CustomerField]:
+    """The customer's details, the contract's fields first, each marked verified or not."""
+    if not isinstance(customer, dict):
+        return []
+    keys = [key for key in CUSTOMER_FIELDS if customer.get(key) not in (None, "")]
+    keys += [key for key in customer if key not in CUSTOMER_FIELDS and key not in CUSTOMER_FLAGS]
+    return [CustomerField(str(key), customer[key], is_verified(customer, key)) for key in keys]
 
 
 _BROWSERS = (
@@ -219,6 +278,9 @@ def make_environment() -> jinja2.Environment:
         waiting_text=waiting_text,
         iso=iso,
         customer_label=customer_label,
+        customer_label_verified=customer_label_verified,
+        customer_fields=customer_fields,
+        is_verified=is_verified,
         browser_label=browser_label,
     )
     return env

@@ -22,7 +22,7 @@ from handoff.signing import SignatureError, sign_headers, verify_request
 from helpdesk.app import create_app
 from helpdesk.auth import Agent, AgentDirectory
 from helpdesk.db import HANDED_BACK, Ticket, create_engine_for, init_database, utcnow
-from helpdesk.presentation import browser_label
+from helpdesk.presentation import browser_label, customer_fields, is_verified
 from helpdesk.store import TicketStore
 from tests.test_schemas import conversation_message, handoff_ended, handoff_requested
 
@@ -683,3 +683,60 @@ async def test_the_ticket_page_names_the_browser_and_keeps_the_user_agent(helpde
     _, answer = await request_handoff(helpdesk, channel={"name": "socketio", "browser": agent_string})
     detail = await page(helpdesk, f"/tickets/{answer['ticket_id']}")
     assert f'title="{agent_string}">Firefox 126 · Linux</dd>' in detail
+
+
+def test_only_fields_the_assistant_verified_are_verified():
+    customer = {
+        "name": "Anna de Vries",
+        "email": "anna@example.nl",
+        "phone": "+31 6 1234 5678",
+        "customer_id": "C-7",
+        "verified": {"name": True, "customer_id": True, "email": False, "phone": "yes"},
+        "sources": {"name": "identity", "customer_id": "identity", "email": "channel", "phone": "conversation"},
+    }
+    fields = {f.key: (f.value, f.verified, f.trust) for f in customer_fields(customer)}
+    assert fields == {
+        "name": ("Anna de Vries", True, "verified"),
+        "email": ("anna@example.nl", False, "given by the customer, unverified"),
+        "phone": ("+31 6 1234 5678", False, "given by the customer, unverified"),  # only true counts
+        "customer_id": ("C-7", True, "verified"),
+    }
+    # Tickets without the flags (older assistants, older tickets) show nothing as verified.
+    assert [f.verified for f in customer_fields({"name": "Anna", "company": "Northwind"})] == [False, False]
+    assert not is_verified({"name": "Anna", "verified": True}, "name")
+    assert not is_verified(None, "name") and customer_fields(None) == []
+
+
+def _trust_of(detail: str, key: str) -> str:
+    cell = detail.split(f'data-field="{key}"', 1)[1].split("</dd>", 1)[0]
+    return cell.split('data-verified="', 1)[1].split('"', 1)[0] + ("|verified" if ">verified<" in cell else "") + (
+        "|unverified" if "given by the customer, unverified" in cell else ""
+    )
+
+
+async def test_the_ticket_page_marks_each_customer_field(helpdesk):
+    customer = {
+        "name": "Anna de Vries",
+        "email": "anna@example.nl",
+        "customer_id": "C-7",
+        "verified": {"name": True, "email": False, "customer_id": True},
+        "sources": {"name": "identity", "email": "channel", "customer_id": "identity"},
+    }
+    _, answer = await request_handoff(helpdesk, customer=customer)
+    detail = await page(helpdesk, f"/tickets/{answer['ticket_id']}")
+    assert _trust_of(detail, "name") == "true|verified"
+    assert _trust_of(detail, "customer_id") == "true|verified"
+    assert _trust_of(detail, "email") == "false|unverified"
+    assert 'data-field="verified"' not in detail and 'data-field="sources"' not in detail
+    inbox = await page(helpdesk, "/")
+    assert "Anna de Vries" in inbox and 'title="verified">verified<' in inbox
+
+
+async def test_a_ticket_without_flags_shows_every_field_unverified(helpdesk):
+    _, answer = await request_handoff(helpdesk, customer={"name": "Mallory", "email": "m@example.com"})
+    detail = await page(helpdesk, f"/tickets/{answer['ticket_id']}")
+    assert _trust_of(detail, "name") == "false|unverified"
+    assert _trust_of(detail, "email") == "false|unverified"
+    assert ">verified<" not in detail
+    inbox = await page(helpdesk, "/")
+    assert 'title="verified">verified<' not in inbox and ">unverified<" in inbox
