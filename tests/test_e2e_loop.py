@@ -170,12 +170,12 @@ async def test_agent_messages_reach_a_socketio_customer_live(stack, helpdesk):
 
     import socketio
 
-    session_id = f"sio-{uuid.uuid4().hex[:8]}"
     received: asyncio.Queue = asyncio.Queue()
     client = socketio.AsyncClient()
     client.on("bot_uttered", lambda data: received.put_nowait(data))
-    confirmed = asyncio.Event()
-    client.on("session_confirm", lambda *_: confirmed.set())
+    # The server issues the session id (handoff/socketio.py): use the one it confirms.
+    confirmed: asyncio.Queue = asyncio.Queue()
+    client.on("session_confirm", confirmed.put_nowait)
 
     async def next_text(timeout=30):
         return (await asyncio.wait_for(received.get(), timeout)).get("text", "")
@@ -192,8 +192,8 @@ async def test_agent_messages_reach_a_socketio_customer_live(stack, helpdesk):
 
     await client.connect(stack.rasa_url, socketio_path="/socket.io", transports=["websocket"])
     try:
-        await client.emit("session_request", {"session_id": session_id})
-        await asyncio.wait_for(confirmed.wait(), 10)
+        await client.emit("session_request", {})
+        session_id = await asyncio.wait_for(confirmed.get(), 10)
         await client.emit("user_uttered", {"message": "can I talk to a real person please", "session_id": session_id})
         assert "colleague" in (await next_text()).lower()
         [requested] = await asyncio.to_thread(helpdesk.wait_for, "handoff.requested", session_id)

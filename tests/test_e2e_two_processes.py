@@ -314,12 +314,12 @@ async def test_socketio_customer_on_a_helpdesk_on_b(stack, helpdesk, store):
     import socketio
 
     a, b = stack.a, stack.b
-    session_id = f"sio2-{uuid.uuid4().hex[:8]}"
     received: asyncio.Queue = asyncio.Queue()
     client = socketio.AsyncClient()
     client.on("bot_uttered", lambda data: received.put_nowait(data))
-    confirmed = asyncio.Event()
-    client.on("session_confirm", lambda *_: confirmed.set())
+    # The server issues the session id (handoff/socketio.py): use the one it confirms.
+    confirmed: asyncio.Queue = asyncio.Queue()
+    client.on("session_confirm", confirmed.put_nowait)
 
     async def text_matching(predicate, timeout=30.0):
         """The first pushed text that satisfies ``predicate``, and those that came before it."""
@@ -340,8 +340,8 @@ async def test_socketio_customer_on_a_helpdesk_on_b(stack, helpdesk, store):
 
     await client.connect(a.url, socketio_path="/socket.io", transports=["websocket"])
     try:
-        await client.emit("session_request", {"session_id": session_id})
-        await asyncio.wait_for(confirmed.wait(), 10)
+        await client.emit("session_request", {})
+        session_id = await asyncio.wait_for(confirmed.get(), 10)
 
         # On A: the customer asks for a person.
         await client.emit("user_uttered", {"message": "can I talk to a real person please", "session_id": session_id})
