@@ -273,6 +273,23 @@ def test_customer_must_be_an_object():
     assert message == "handoff.requested: at customer: expected an object, got null"
 
 
+def test_customer_fields_may_say_whether_they_are_verified():
+    customer = {
+        "name": "Ada Lovelace",
+        "email": "ada@example.com",
+        "verified": {"name": True, "email": False},
+        "sources": {"name": "identity", "email": "channel"},
+    }
+    validate_outbound(handoff_requested(customer=customer))
+    validate_outbound(handoff_requested(customer={"name": "Ada"}))  # older assistants: no flags
+    assert "at customer.verified.name" in _message(
+        validate_outbound, handoff_requested(customer={**customer, "verified": {"name": "yes"}})
+    )
+    assert "at customer.sources.name" in _message(
+        validate_outbound, handoff_requested(customer={**customer, "sources": {"name": "signed"}})
+    )
+
+
 def test_transcript_turn_problems_name_the_turn():
     body = handoff_requested()
     body["transcript"][1]["role"] = "robot"
