@@ -204,6 +204,8 @@ def parse_company_size(text: str) -> int | None:
 
 
 def _people(value: float) -> int | None:
+    if not math.isfinite(value):  # a run of thousands of digits reads as infinity
+        return None
     count = _round(value)
     return count if count > 0 else None
 

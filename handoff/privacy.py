@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import jwt
 import sqlalchemy as sa
 from jsonschema import Draft202012Validator, FormatChecker
 
@@ -241,8 +242,16 @@ class TrackerEvents:
         query = sa.select(e.sender_id, e.type_name, e.data).where(slot_or_user)
         if needles:
             query = query.where(like_any(e.data, needles))
+        # A signed identity (metadata.customer_identity) is a JWT: its claims are base64, out of
+        # reach of LIKE, so every message carrying one is read.
+        signed = sa.select(e.sender_id, e.data).where(
+            e.type_name == "user", like_any(e.data, ['"customer_identity"'])
+        )
         found: set[str] = set()
         with self.engine.connect() as connection:
+            for sender_id, data in connection.execute(signed):
+                if sender_id not in found and _identity_names(customer, data):
+                    found.add(sender_id)
             if customer.customer_id:
                 hit = connection.execute(
                     sa.select(e.sender_id).where(e.sender_id == customer.customer_id).limit(1)
@@ -283,6 +292,20 @@ class TrackerEvents:
                 if not dry_run:
                     connection.execute(sa.delete(_events).where(e.sender_id.in_(batch)))
         return {"conversations": conversations, "events": events}
+
+
+def _identity_names(customer: Customer, data: str | None) -> bool:
+    """Whether a message's signed identity token names the customer (``sub``, ``email``). The
+    signature is not checked: this finds data to erase, it does not trust it."""
+    try:
+        event = json.loads(data or "")
+        token = event["metadata"]["customer_identity"]
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except (ValueError, KeyError, TypeError, jwt.PyJWTError):
+        return False
+    if not isinstance(claims, dict):
+        return False
+    return customer.matches({"customer_id": claims.get("sub"), "email": claims.get("email")})
 
 
 def _event_names(customer: Customer, type_name: str, data: str | None) -> bool:

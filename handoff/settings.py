@@ -116,6 +116,14 @@ def load_settings() -> Settings:
             )
         secret = DEVELOPMENT_SECRET
 
+    # A too short secret for signed customer identities stops the start, like HELPDESK_SECRET.
+    from handoff.identity import IdentitySecretError, identity_secret
+
+    try:
+        identity_secret()
+    except IdentitySecretError as exc:
+        raise SettingsError(str(exc)) from None
+
     rasa_port = _int("RASA_PORT", 5005)
     actions_port = _int("ACTIONS_PORT", 5055)
     helpdesk_port = _int("HELPDESK_PORT", 5080)

@@ -41,7 +41,7 @@ async def test_request_for_a_person_hands_off_and_pauses(receiver, store):
     [body] = receiver.events("handoff.requested")
     assert receiver.received[0].signature_ok
     assert body["handoff_id"] == handoff.id and body["reason"] == "customer_request"
-    assert body["customer"] == {"email": "a@example.com"}
+    assert body["customer"] == {"email": "a@example.com", "verified": {"email": False}, "sources": {"email": "conversation"}}
     assert [t["text"] for t in body["transcript"]] == ["hello", "Hi!", "I want a human"]
     stored = store.get_handoff(handoff.id)
     assert (stored.ticket_id, stored.estimated_wait_seconds) == ("T-1", 120)

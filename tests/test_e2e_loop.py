@@ -47,7 +47,7 @@ def test_full_loop_request_relay_agent_handback(stack, helpdesk):
     record = next(r for r in helpdesk.received if r.body is requested)
     assert record.signature_ok and record.headers["X-Handoff-Delivery"] == requested["event_id"]
     assert requested["reason"] == "customer_request" and requested["queue"] == "support"
-    assert requested["customer"] == {"name": "Anna de Vries"}
+    assert requested["customer"] == {"name": "Anna de Vries", "verified": {"name": False}, "sources": {"name": "channel"}}
     assert requested["channel"]["name"] == "rest"
     roles = [(t["role"], t["text"]) for t in requested["transcript"]]
     assert roles[0] == ("customer", "hello") and roles[1][0] == "bot"

@@ -79,7 +79,7 @@ def test_company_size(text, size):
     assert parse_company_size(text) == size
 
 
-@pytest.mark.parametrize("text", ["", "no idea", "geen idee", "a lot", "0", "100%"])
+@pytest.mark.parametrize("text", ["", "no idea", "geen idee", "a lot", "0", "100%", "9" * 2000])
 def test_company_size_without_a_number_is_none(text):
     assert parse_company_size(text) is None
 

@@ -10,6 +10,7 @@ import uuid
 from datetime import timedelta
 from types import SimpleNamespace
 
+import jwt
 import pytest
 import sqlalchemy as sa
 from jsonschema import Draft202012Validator
@@ -163,6 +164,18 @@ def test_found_by_a_slot_alone_still_erases_the_ticket_of_that_conversation(worl
     assert result.conversations == ["anna-slot"]
     assert result.counts["tracker"]["events"] == 4 and result.counts["helpdesk"]["tickets"] == 1
     assert world.snapshot("anna-slot") == (0, 0, 0, 0)
+
+
+@pytest.mark.parametrize("who", [Customer.parse("C-7007"), Customer.parse("Dirk@Example.com")])
+def test_found_by_the_signed_identity_token_alone(world, who):
+    token = jwt.encode({"sub": "C-7007", "email": "dirk@example.com", "exp": int(time.time()) + 600}, "k" * 32, algorithm="HS256")
+    world.events("dirk-1", [UserUttered("hello", metadata={"customer_identity": token}, timestamp=time.time())])
+    world.conversation("bert-1", BERT)
+    before = world.snapshot("bert-1")
+    result = privacy.forget(world.stores, who)
+    assert result.conversations == ["dirk-1"]
+    assert world.snapshot("dirk-1")[0] == 0
+    assert world.snapshot("bert-1") == before
 
 
 def test_the_sender_id_itself_can_be_the_customer_id(world):

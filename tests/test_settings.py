@@ -43,3 +43,13 @@ def test_retry_max_delay_defaults_to_a_minute_and_must_be_positive(monkeypatch):
         monkeypatch.setenv("HANDOFF_RETRY_MAX_DELAY", bad)
         with pytest.raises(SettingsError, match="HANDOFF_RETRY_MAX_DELAY must be more than 0"):
             load_settings()
+
+
+def test_production_refuses_a_short_identity_secret(monkeypatch):
+    monkeypatch.setenv("HANDOFF_ENV", "production")
+    monkeypatch.setenv("HELPDESK_SECRET", "s" * 40)
+    monkeypatch.setenv("HANDOFF_IDENTITY_SECRET", "too-short")
+    with pytest.raises(SettingsError, match="HANDOFF_IDENTITY_SECRET"):
+        load_settings()
+    monkeypatch.setenv("HANDOFF_IDENTITY_SECRET", "i" * 32)
+    assert load_settings().environment == "production"
