@@ -11,7 +11,7 @@ A bare ``rasa init`` bot (trained once per Rasa version and cached in results/be
 it and gets the same load. Both are measured in alternating windows, project then bare bot, then
 bare bot then project (``--rounds``): the machine's speed drifts by tens of per cent over minutes on
 a shared host, and measuring one bot after the other would put that drift into the ratio. It
-prints the project/bare throughput ratio per concurrency level, a Markdown table for the README,
+prints the project/bare throughput ratio per concurrency level, a Markdown table for docs/PERFORMANCE.md,
 and writes every figure to results/bench/bench-<date>.json.
 
 Usage: python scripts/bench.py [--duration 30] [--rounds 2] [--warmup 5] [--levels 1,20,50] [--model PATH]
