@@ -18,12 +18,12 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from handoff.conversation import current_session, is_external
 from handoff.frustration import HANDOFF, OFFER, score_frustration, since_bot_took_charge
 from handoff.language import detect_language
-from handoff.payload import current_session, is_external
-from handoff.rules import HandoffRules, Trigger, load_rules
 from handoff.settings import get_settings
 from handoff.store import get_store
+from handoff.triggers import HandoffRules, Trigger, load_rules
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,13 @@ NOT_A_TOPIC = {
 RESOLVING_INTENTS = {"thank", "goodbye"}
 REPEAT_CONTACT_WINDOW_SECONDS = 14 * 24 * 3600
 OFFER_ACTION = "action_offer_handoff"
+DECLINE_ACTION = "action_decline_handoff"
+# Said instead of an offer that would repeat the last offer of the session word for word.
+OFFER_AGAIN_RESPONSE = "utter_offer_handoff_again"
+# Answers to an offer; anything else ignores it.
+OFFER_ANSWERS = {"affirm", "deny"}
+# Added to the frustration signals when a person was offered for frustration earlier this session.
+FRUSTRATED_AFTER_OFFER = "frustrated_after_offer"
 # The `escalation` slot's value when the assistant asks before handing off (data/rules/escalation.yml).
 CONFIRM = "confirm"
 
@@ -66,6 +73,36 @@ def latest_bot_action(tracker: Tracker) -> str | None:
         if event.get("event") == "session_started":
             return None
     return None
+
+
+def session_offers(session: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+    """The triggers a person was offered for in this session, in order, each with whether the
+    customer said no to it.
+
+    Read from the session's own events (``action_offer_handoff`` setting ``handoff_offered``,
+    ``action_decline_handoff`` after it), not from the slots: the session start carries every slot
+    over, and a "no" must not outlive the session it was said in.
+    """
+    offers: list[tuple[str, bool]] = []
+    last_action = None
+    for event in session:
+        kind = event.get("event")
+        if kind == "action":
+            last_action = event.get("name")
+            if last_action == DECLINE_ACTION and offers:
+                offers[-1] = (offers[-1][0], True)
+        elif kind == "slot" and event.get("name") == "handoff_offered" and event.get("value") and last_action == OFFER_ACTION:
+            offers.append((str(event["value"]), False))
+    return offers
+
+
+def declined_this_session(events: list[dict[str, Any]]) -> list[str]:
+    """The triggers the customer said no to in the current session, in order, without repeats."""
+    declined: list[str] = []
+    for trigger, said_no in session_offers(current_session(events)):
+        if said_no and trigger not in declined:
+            declined.append(trigger)
+    return declined
 
 
 class ActionAssessTurn(Action):
@@ -94,7 +131,7 @@ class ActionAssessTurn(Action):
             "escalation_trigger": trigger.name if trigger else None,
             "escalation_signals": signals or None,
         }
-        if latest_bot_action(tracker) == OFFER_ACTION:
+        if latest_bot_action(tracker) == OFFER_ACTION and level != HANDOFF:
             # The customer answers an offer: a yes hands off with the signals that led to it.
             del wanted["escalation_signals"]
         for slot, value in wanted.items():
@@ -112,12 +149,20 @@ class ActionAssessTurn(Action):
         repeat = first_of_session and "repeat_contact" in rules.triggers and self._is_repeat_contact(tracker.sender_id, intent)
         self._remember_topic(tracker.sender_id, intent)
 
-        if tracker.active_loop.get("name") or latest_bot_action(tracker) == OFFER_ACTION:
-            return None, [], None  # answering a form question or an offer: not a new signal
-        declined = set(tracker.get_slot("handoff_declined") or []) if len(messages) > 1 else set()
+        if tracker.active_loop.get("name"):
+            return None, [], None  # answering a form question: not a new signal
+        offers = session_offers(session)
+        declined = {trigger for trigger, said_no in offers if said_no}
+        offered_for_frustration = any(trigger == "frustration" for trigger, _ in offers)
+        if latest_bot_action(tracker) == OFFER_ACTION and (intent in OFFER_ANSWERS or not offered_for_frustration):
+            return None, [], None  # answering an offer: not a new signal
 
         frustration = score_frustration(tracker.events, rules.frustration)
-        frustrated = frustration.level in (OFFER, HANDOFF) and "frustration" in rules.triggers and "frustration" not in declined
+        frustrated = frustration.level in (OFFER, HANDOFF) and "frustration" in rules.triggers
+        if frustrated and offered_for_frustration:
+            # Offered a person for frustration earlier this session, ignored or declined, and
+            # frustrated again: asking a second time would only add to it.
+            return rules.get("frustration"), [*frustration.signals, FRUSTRATED_AFTER_OFFER], HANDOFF
         if frustrated and frustration.level == HANDOFF:
             return rules.get("frustration"), frustration.signals, HANDOFF
 
@@ -179,6 +224,25 @@ def offered_trigger(tracker: Tracker, rules: HandoffRules) -> Trigger | None:
     return rules.for_intent(intent_of({"parse_data": tracker.latest_message}))
 
 
+def offer_responses(rules: HandoffRules) -> set[str]:
+    """Every response that offers a person or asks whether one is wanted."""
+    names = {OFFER_AGAIN_RESPONSE, "utter_offer_handoff_complex"}
+    for trigger in rules.triggers.values():
+        names.update(name for name in (trigger.offer_response, trigger.confirm_response) if name)
+    return names
+
+
+def last_offer_response(events: list[dict[str, Any]], rules: HandoffRules) -> str | None:
+    """The response of the last offer of a person in the current session, if any."""
+    offers = offer_responses(rules)
+    for event in reversed(current_session(events)):
+        if event.get("event") == "bot":
+            said = (event.get("metadata") or {}).get("utter_action")
+            if said in offers:
+                return said
+    return None
+
+
 class ActionOfferHandoff(Action):
     """Offers a person (softer signals), or asks whether a person is wanted (a matter for a
     person recognised with little confidence); a yes hands off, a no is respected."""
@@ -193,14 +257,22 @@ class ActionOfferHandoff(Action):
         trigger = offered_trigger(tracker, rules) or rules.get("complex")
         if tracker.get_slot("escalation") == CONFIRM and trigger.confirm_response:
             # "Is this about a payment problem? Shall I put you through?"
-            dispatcher.utter_message(response=trigger.confirm_response)
+            response = trigger.confirm_response
         else:
-            dispatcher.utter_message(response=trigger.offer_response or "utter_offer_handoff_complex")
+            response = trigger.offer_response or "utter_offer_handoff_complex"
+        if response == last_offer_response(tracker.events, rules):
+            # A bot that says the same sentence twice in a row only adds to the frustration.
+            response = OFFER_AGAIN_RESPONSE
+        dispatcher.utter_message(response=response)
         return [SlotSet("handoff_offered", trigger.name)]
 
 
 class ActionDeclineHandoff(Action):
-    """The customer said no to a person: remember it for this session and carry on."""
+    """The customer said no to a person: remember it for this session and carry on.
+
+    The ``handoff_declined`` slot lists this session's refusals; ``action_assess_turn`` reads them
+    from the session's events, so a slot carried over from an earlier session is not a refusal.
+    """
 
     def name(self) -> str:
         return "action_decline_handoff"
@@ -209,7 +281,8 @@ class ActionDeclineHandoff(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         offered = tracker.get_slot("handoff_offered")
-        declined = list(tracker.get_slot("handoff_declined") or [])
+        # This session's refusals only: a "no" is not carried into the next session.
+        declined = declined_this_session(tracker.events)
         if offered and offered not in declined:
             declined.append(offered)
         dispatcher.utter_message(response="utter_offer_declined")

@@ -88,10 +88,96 @@ async def test_a_restart_or_new_session_command_is_not_a_topic(store):
     assert slots(events)["escalation_trigger"] == "repeat_contact"
 
 
+def offered(trigger, response, ts=100.4):
+    """The events of action_offer_handoff offering a person for ``trigger``."""
+    return [
+        action("action_offer_handoff", ts),
+        {"event": "bot", "text": "Shall I?", "timestamp": ts, "metadata": {"utter_action": response}},
+        {"event": "slot", "name": "handoff_offered", "value": trigger, "timestamp": ts},
+    ]
+
+
+def declined(ts=101.4):
+    return [action("action_decline_handoff", ts), {"event": "slot", "name": "handoff_offered", "value": None, "timestamp": ts}]
+
+
 async def test_a_declined_trigger_is_not_offered_again_this_session():
-    history = [user("hi", "greet", 99), bot("hello"), user("this doesn't help", "express_frustration", 101)]
-    events, _ = await run(ActionAssessTurn, tracker(history, handoff_declined=["frustration"]))
+    history = [user("when do you deliver", "ask_delivery", 100), bot("a"), user("and on sunday", "ask_delivery", 100 + 16 * 60)]
+    history += offered("timeout", "utter_offer_handoff_timeout", 100 + 16 * 60) + [user("no", "deny", 101 + 16 * 60)] + declined(101 + 16 * 60)
+    history += [user("and on saturday", "ask_delivery", 100 + 17 * 60)]
+    events, _ = await run(ActionAssessTurn, tracker(history))
     assert slots(events).get("escalation") is None
+
+
+async def test_a_no_lasts_for_the_session_only():
+    # The slot carried over from an earlier session is not a refusal in this one.
+    history = [{"event": "session_started", "timestamp": 99}, {"event": "slot", "name": "handoff_declined", "value": ["frustration"], "timestamp": 99}]
+    history += [user("hi", "greet", 99.5), bot("hello"), user("this doesn't help", "express_frustration", 101)]
+    events, _ = await run(ActionAssessTurn, tracker(history, handoff_declined=["frustration"]))
+    assert slots(events)["escalation"] == "offer"
+    assert slots(events)["escalation_trigger"] == "frustration"
+    # A "no" said in the previous session is not listed again after a "no" in this one.
+    events, _ = await run(ActionDeclineHandoff, tracker(history + offered("complex", "utter_offer_handoff_complex", 102) + [user("no", "deny", 103)], handoff_offered="complex", handoff_declined=["frustration"]))
+    assert slots(events)["handoff_declined"] == ["complex"]
+
+
+async def test_frustrated_again_after_an_ignored_offer_hands_off():
+    for language, first, again in (
+        ("en", "this doesn't help at all", "still useless, you keep asking me the same"),
+        ("nl", "hier heb ik niks aan", "nog steeds nutteloos, je vraagt steeds hetzelfde"),
+    ):
+        history = [user("where is my order", "ask_order_status", 100), bot("Track it here"), user(first, "express_frustration", 101)]
+        history += offered("frustration", "utter_offer_handoff_frustration", 101.5) + [user(again, "express_frustration", 102)]
+        events, _ = await run(ActionAssessTurn, tracker(history, language=language))
+        assert slots(events)["escalation"] == "handoff", language
+        assert slots(events)["escalation_trigger"] == "frustration"
+        assert "explicit_frustration" in slots(events)["escalation_signals"]
+        assert "frustrated_after_offer" in slots(events)["escalation_signals"]
+
+
+async def test_frustrated_again_after_a_declined_offer_hands_off():
+    history = [user("where is my order", "ask_order_status", 100), bot("Track it here"), user("this doesn't help", "express_frustration", 101)]
+    history += offered("frustration", "utter_offer_handoff_frustration", 101.5) + [user("no", "deny", 102)] + declined(102.5)
+    history += [user("how do returns work", "ask_returns", 103), bot("..."), user("this is useless", "express_frustration", 104)]
+    events, _ = await run(ActionAssessTurn, tracker(history, handoff_declined=["frustration"]))
+    assert slots(events)["escalation"] == "handoff"
+    assert slots(events)["escalation_trigger"] == "frustration"
+
+
+async def test_a_calm_answer_to_an_offer_is_not_a_second_signal():
+    history = [user("where is my order", "ask_order_status", 100), bot("Track it here"), user("this doesn't help", "express_frustration", 101)]
+    history += offered("frustration", "utter_offer_handoff_frustration", 101.5) + [user("how do returns work", "ask_returns", 102)]
+    events, _ = await run(ActionAssessTurn, tracker(history))
+    assert slots(events).get("escalation") is None
+
+
+async def test_an_offer_never_repeats_the_last_one_word_for_word():
+    for language in ("en", "nl"):
+        history = [user("can I get an engraving", "out_of_scope", 100)] + offered("complex", "utter_offer_handoff_complex", 100.5)
+        history += [user("no", "deny", 101)] + declined(101.5) + [user("can you engrave it then", "out_of_scope", 102)]
+        events, dispatcher = await run(ActionOfferHandoff, tracker(history, language=language))
+        assert dispatcher.messages[0]["response"] == "utter_offer_handoff_again"
+        assert events == [SlotSet("handoff_offered", "complex")]
+        # after the other wording, the trigger's own offer is not the last one any more
+        history += offered("complex", "utter_offer_handoff_again", 102.5) + [user("hmm", "out_of_scope", 103)]
+        _, dispatcher = await run(ActionOfferHandoff, tracker(history, language=language))
+        assert dispatcher.messages[0]["response"] == "utter_offer_handoff_complex"
+    # an offer from an earlier session does not count
+    history = [user("engraving?", "out_of_scope", 90)] + offered("complex", "utter_offer_handoff_complex", 90.5)
+    history += [{"event": "session_started", "timestamp": 99}, user("engraving?", "out_of_scope", 100)]
+    _, dispatcher = await run(ActionOfferHandoff, tracker(history))
+    assert dispatcher.messages[0]["response"] == "utter_offer_handoff_complex"
+
+
+def test_both_wordings_of_an_offer_differ_in_both_languages():
+    import yaml
+
+    with open("domain.yml", encoding="utf-8") as domain:
+        responses = yaml.safe_load(domain)["responses"]
+    for name in ("utter_offer_handoff_complex", "utter_offer_handoff_frustration", "utter_offer_handoff_timeout", "utter_offer_handoff_repeat_contact"):
+        for first, again in zip(responses[name], responses["utter_offer_handoff_again"], strict=True):
+            assert first.get("condition") == again.get("condition")
+            assert first["text"] != again["text"]
 
 
 async def test_a_long_unsolved_conversation_offers_a_person():
@@ -131,7 +217,9 @@ async def test_offer_says_the_triggers_offer_and_remembers_it():
 
 
 async def test_declining_is_remembered():
-    events, dispatcher = await run(ActionDeclineHandoff, tracker([user("no thanks", "deny")], handoff_offered="complex", handoff_declined=["timeout"]))
+    history = [user("long", "ask_delivery", 100)] + offered("timeout", "utter_offer_handoff_timeout") + [user("no", "deny", 101)] + declined()
+    history += [user("engraving?", "out_of_scope", 102)] + offered("complex", "utter_offer_handoff_complex", 102.5) + [user("no thanks", "deny", 103)]
+    events, dispatcher = await run(ActionDeclineHandoff, tracker(history, handoff_offered="complex", handoff_declined=["timeout"]))
     assert dispatcher.messages[0]["response"] == "utter_offer_declined"
     assert slots(events)["handoff_declined"] == ["timeout", "complex"]
     assert slots(events)["handoff_offered"] is None
