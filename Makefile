@@ -38,15 +38,16 @@ run: install train ## Start Rasa (:5005), the action server (:5055) and the agen
 
 shell: install train ## Chat in the terminal (a second Rasa process on :5006; needs `make run` running)
 	@mkdir -p var
-	@token=$$($(BIN)/python -m handoff.action_server --print-token) || exit 1; \
+	@token=$$($(BIN)/python -m handoff.server.action_server --print-token) || exit 1; \
 	  ACTIONS_TOKEN="$$token" $(BIN)/rasa shell --model $(MODEL) --endpoints endpoints.yml --interface 127.0.0.1 --port 5006
 
 validate: install ## Check training data, domain and handoff_rules.yml
 	$(BIN)/rasa data validate --fail-on-warning --quiet
-	$(BIN)/python -m handoff.validate
+	$(BIN)/python -m handoff.tools.validate
 
-lint: install ## Static checks of the Python code
+lint: install ## Static checks of the Python code, and the import layers (pyproject.toml)
 	$(BIN)/ruff check handoff helpdesk actions tests scripts
+	$(BIN)/lint-imports --no-cache
 
 test-unit: install ## Fast tests: actions, signing, payloads, storage, channel, helpdesk
 	$(BIN)/pytest -m "not e2e" -q
@@ -81,17 +82,17 @@ bench: train ## Load benchmark: throughput and latencies at 1, 20 and 50 concurr
 
 .PHONY: outbox
 outbox: install ## List deliveries to the helpdesk that are stuck or expired
-	$(BIN)/python -m handoff.outbox $(OUTBOX_ARGS)
+	$(BIN)/python -m handoff.tools.outbox_cli $(OUTBOX_ARGS)
 
 .PHONY: forget retention
 forget: install ## Erase a customer's conversations from every store: make forget CUSTOMER=<id, email or phone> [FORGET_ARGS=--dry-run]
 	@if [ -z "$$CUSTOMER" ]; then \
 		echo "make forget: say whose conversations to erase: make forget CUSTOMER=<customer id, email or phone>" >&2; \
 		echo "             (FORGET_ARGS=--dry-run lists what would be erased and changes nothing)" >&2; exit 2; fi
-	$(BIN)/python -m handoff.privacy forget --customer "$$CUSTOMER" $(FORGET_ARGS)
+	$(BIN)/python -m handoff.tools.privacy_cli forget --customer "$$CUSTOMER" $(FORGET_ARGS)
 
 retention: install ## Erase now what is past HANDOFF_RETENTION_DAYS (90), as the servers do hourly [FORGET_ARGS=--dry-run]
-	$(BIN)/python -m handoff.privacy expire $(FORGET_ARGS)
+	$(BIN)/python -m handoff.tools.privacy_cli expire $(FORGET_ARGS)
 
 clean: ## Remove the model, results and local databases (keeps .venv)
 	rm -rf models results var .pytest_cache

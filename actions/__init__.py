@@ -1,4 +1,4 @@
-"""Custom actions of the assistant (run by ``python -m handoff.action_server``)."""
+"""Custom actions of the assistant (run by ``python -m handoff.server.action_server``)."""
 
 from handoff.settings import SettingsError, load_settings
 

@@ -25,11 +25,12 @@ from rasa_sdk.events import (
 )
 from rasa_sdk.executor import CollectingDispatcher
 
+from handoff.conversation import latest_customer_event
 from handoff.delivery import Deliverer
-from handoff.payload import build_handoff_requested, latest_customer_event
-from handoff.rules import Trigger, load_rules
+from handoff.payload import build_handoff_requested
 from handoff.settings import get_settings
 from handoff.store import TASK_NO_AGENT, TASK_WAIT_UPDATE, get_store
+from handoff.triggers import Trigger, load_rules
 
 logger = logging.getLogger(__name__)
 

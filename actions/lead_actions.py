@@ -20,7 +20,7 @@ from handoff.leads import (
     parse_timeline_months,
     score_lead,
 )
-from handoff.rules import load_rules
+from handoff.triggers import load_rules
 
 LEAD_SLOTS = ("lead_company_size", "lead_budget", "lead_timeline", "customer_name", "customer_email")
 

@@ -1,6 +1,6 @@
-"""Shared handoff code: settings, signing, handoff records, payloads and delivery.
+"""The handoff core: settings, signing, handoff records and outbox, payloads, triggers, delivery.
 
-Imported by the Rasa server plugins (``handoff.channel``, ``handoff.broker``), the action server
-(``actions``) and the embedded helpdesk (``helpdesk``). Only ``handoff.channel`` and
-``handoff.broker`` import Rasa itself.
+No Rasa imports here (checked by ``make lint``): the Rasa server plugins (:mod:`handoff.server`),
+the action server (``actions``), the embedded helpdesk (``helpdesk``) and the operator tools
+(:mod:`handoff.tools`) all build on it.
 """

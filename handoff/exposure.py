@@ -3,7 +3,7 @@
 Every service binds to 127.0.0.1 unless told otherwise. In development (``HANDOFF_ENV`` unset,
 ``development``, ``dev`` or ``test``) the secrets are development defaults and Rasa's HTTP API has
 no token, so an address other machines can reach is refused at start-up; outside development the
-secrets and tokens are required (handoff/settings.py, handoff/action_server.py, scripts/run.sh)
+secrets and tokens are required (handoff/settings.py, handoff/server/action_server.py, scripts/run.sh)
 and any address is allowed.
 
 It also gives the Rasa server's CORS allow-list (:func:`cors_origins`). Shell scripts check

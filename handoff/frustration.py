@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from handoff.payload import current_session, is_external
+from handoff.conversation import current_session, is_external
 
 SIGNALS = (
     "explicit_frustration",

@@ -8,12 +8,13 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from handoff.conversation import current_session, is_external, latest_customer_event
 from handoff.identity import METADATA_KEY as IDENTITY_METADATA_KEY
 from handoff.identity import VerifiedIdentity, verify_identity
 from handoff.store import new_event, utc_iso
 
 if TYPE_CHECKING:
-    from handoff.rules import Trigger
+    from handoff.triggers import Trigger
 
 # Slots that describe the customer, and the contract's names for them.
 CUSTOMER_SLOTS = {
@@ -39,24 +40,8 @@ INTERNAL_METADATA = {
 SOURCE_IDENTITY = "identity"
 SOURCE_CHANNEL = "channel"
 SOURCE_CONVERSATION = "conversation"
-SESSION_BOUNDARIES = {"session_started", "restart"}
 AGENT_ROLE = "agent"
 MAX_METADATA_VALUE = 500
-
-
-def is_external(event: Mapping[str, Any]) -> bool:
-    """True for a user event triggered from outside (``trigger_intent``, reminders)."""
-    metadata = event.get("metadata") or {}
-    return bool(metadata.get("is_external")) or str(event.get("text") or "").startswith("EXTERNAL: ")
-
-
-def current_session(events: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The events after the last session start or restart."""
-    events = list(events)
-    for index in range(len(events) - 1, -1, -1):
-        if events[index].get("event") in SESSION_BOUNDARIES:
-            return events[index + 1 :]
-    return events
 
 
 def _intent(event: Mapping[str, Any]) -> tuple[str | None, float | None]:
@@ -88,13 +73,6 @@ def transcript(events: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 turn["agent_name"] = metadata["agent_name"]
             turns.append(turn)
     return turns
-
-
-def latest_customer_event(events: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    for event in reversed(list(events)):
-        if event.get("event") == "user" and not is_external(event):
-            return event
-    return None
 
 
 def customer_details(

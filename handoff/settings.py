@@ -91,7 +91,7 @@ class Settings:
     follow_up_wait: float
     # How often the Rasa server looks for due tasks.
     task_poll_interval: float
-    # A customer's message on the Rasa server (handoff/limits.py): the body of a channel webhook
+    # A customer's message on the Rasa server (handoff/server/limits.py): the body of a channel webhook
     # (REST, ...) and a socket.io packet in bytes, and the text in characters. NLU time grows with
     # the text: a 100 kB message would hold the server for seconds.
     max_message_bytes: int = 16 * 1024

@@ -31,7 +31,7 @@ ASSIGNED = "assigned"  # an agent joined
 ENDED = "ended"  # handed back or ended by the assistant
 ACTIVE_STATES = (REQUESTED, ASSIGNED)
 
-# Scheduled task kinds (see handoff/tasks.py, which runs them in the Rasa server).
+# Scheduled task kinds (see handoff/server/tasks.py, which runs them in the Rasa server).
 TASK_NO_AGENT = "no_agent_timeout"  # nobody joined in time: the bot takes the conversation back
 TASK_WAIT_UPDATE = "wait_update"  # tell a waiting customer how it goes
 TASK_RESUME = "resume"  # the handoff ended without the helpdesk (customer_left): the bot takes over

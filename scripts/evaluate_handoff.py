@@ -264,7 +264,7 @@ def main() -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
 
-    from handoff.rules import load_rules
+    from handoff.triggers import load_rules
 
     try:
         files = load_sets(Path(args.sets))

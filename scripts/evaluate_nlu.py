@@ -40,7 +40,7 @@ ROUTINE = {
 
 def immediate_intents() -> set[str]:
     """Intents whose trigger hands off at once, from handoff_rules.yml."""
-    from handoff.rules import load_rules
+    from handoff.triggers import load_rules
 
     rules = load_rules()
     return {i for t in rules.triggers.values() if t.mode == "immediate" for i in t.intents}
@@ -89,7 +89,7 @@ async def parse_all(model: Path, files: list[Path]) -> dict[str, list[dict]]:
 
 
 def evaluate(results: dict[str, list[dict]], immediate: set[str]) -> dict:
-    from handoff.rules import load_rules
+    from handoff.triggers import load_rules
 
     rules = load_rules()
     summary: dict = {"languages": {}, "failures": []}

@@ -24,7 +24,7 @@ cors_origins="$("$bin/python" -m handoff.exposure --cors-origins RASA_HOST ACTIO
 read -ra cors <<< "$cors_origins"
 # The action server runs actions only for callers with this token; endpoints.yml makes Rasa send
 # it. Unset in development: derived from HELPDESK_SECRET. Outside development it is required.
-ACTIONS_TOKEN="$("$bin/python" -m handoff.action_server --print-token)" || exit 1
+ACTIONS_TOKEN="$("$bin/python" -m handoff.server.action_server --print-token)" || exit 1
 export ACTIONS_TOKEN
 
 pids=()
@@ -44,7 +44,7 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-start actions "$bin/python" -m handoff.action_server --port "$ACTIONS_PORT"
+start actions "$bin/python" -m handoff.server.action_server --port "$ACTIONS_PORT"
 if [ -z "${HELPDESK_WEBHOOK_URL:-}" ]; then
   start helpdesk "$bin/python" -m helpdesk
 else

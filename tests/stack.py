@@ -12,8 +12,8 @@ from typing import Any
 
 import requests
 
-from handoff.action_server import action_token
 from handoff.exposure import cors_origins
+from handoff.server.action_server import action_token
 from handoff.settings import PROJECT_ROOT
 from tests.support import TEST_SECRET, signed
 
@@ -101,7 +101,7 @@ class Stack:
 
     def start(self, timeout: float = 240) -> Stack:
         started = time.monotonic()
-        self._spawn("actions", str(BIN / "python"), "-m", "handoff.action_server", "--port", str(self.actions_port))
+        self._spawn("actions", str(BIN / "python"), "-m", "handoff.server.action_server", "--port", str(self.actions_port))
         if self.with_helpdesk:
             self._spawn("helpdesk", str(BIN / "python"), "-m", "helpdesk")
         if self.with_webchat:

@@ -1,4 +1,4 @@
-"""A failing custom action hands off from the Rasa process (handoff/action_failure.py).
+"""A failing custom action hands off from the Rasa process (handoff/server/patches/action_failure.py).
 
 A real ``RemoteAction`` calls a loopback endpoint that refuses connections, answers 500 or answers
 400; the tracker, domain and response generator are Rasa's own, built from the project's domain.
@@ -32,8 +32,8 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 from rasa.utils.endpoints import EndpointConfig
 
-from handoff import action_failure
 from handoff.schemas import validate_outbound
+from handoff.server.patches import action_failure
 from handoff.settings import PROJECT_ROOT
 from handoff.store import TASK_NO_AGENT, HandoffRow
 
@@ -309,7 +309,7 @@ async def test_a_failing_store_leaves_rasa_to_it(domain, nlg, store, wakes, refu
         await run(refused_url, "action_handoff", domain, nlg, tracker)
 
     assert wakes.count == 0
-    [record] = [r for r in caplog.records if r.name == "handoff.action_failure"]
+    [record] = [r for r in caplog.records if r.name == "handoff.server.patches.action_failure"]
     assert record.levelno == logging.ERROR
     assert "action_handoff" in record.getMessage() and tracker.sender_id in record.getMessage()
     assert ENGLISH_REQUEST not in record.getMessage()

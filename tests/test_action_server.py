@@ -1,4 +1,4 @@
-"""The action server entry point (handoff/action_server.py): token, encodings, size, start-up."""
+"""The action server entry point (handoff/server/action_server.py): token, encodings, size, start-up."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import zlib
 import pytest
 from sanic import Sanic
 
-from handoff import action_server
-from handoff.action_server import (
+from handoff.server import action_server
+from handoff.server.action_server import (
     DEFAULT_MAX_BODY_BYTES,
     TOKEN_LABEL,
     action_token,

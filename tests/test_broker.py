@@ -3,7 +3,7 @@ import uuid
 
 import pytest
 
-from handoff.broker import HandoffEventBroker
+from handoff.server.broker import HandoffEventBroker
 from handoff.store import ENDED, new_event
 
 

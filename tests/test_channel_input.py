@@ -14,7 +14,12 @@ import pytest
 from sanic import Sanic
 
 from handoff import settings as settings_module
-from handoff.channel import HandoffSettingsError, HelpdeskInput, parse_body, unstorable_text
+from handoff.server.helpdesk_channel import (
+    HandoffSettingsError,
+    HelpdeskInput,
+    parse_body,
+    unstorable_text,
+)
 from handoff.signing import SignatureError, verify_request
 from tests.support import helpdesk_event, signed
 

@@ -86,7 +86,7 @@ def test_dead_action_server_hands_off_and_hand_back_does_not_loop(stack, helpdes
     handoff_id = requested["handoff_id"]
 
     # The Rasa server's log names the action and the handoff, not what the customer wrote.
-    lines = [line for line in stack.log("rasa").splitlines() if "handoff.action_failure" in line]
+    lines = [line for line in stack.log("rasa").splitlines() if "handoff.server.patches.action_failure" in line]
     assert any("action_handoff" in line and handoff_id in line for line in lines), lines
     assert not [line for line in lines if "talk to a person" in line]
 

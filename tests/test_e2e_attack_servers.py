@@ -204,7 +204,7 @@ def development_env(tmp_path, **extra: str) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("variable", "command"),
     [
-        ("ACTIONS_HOST", [str(BIN / "python"), "-m", "handoff.action_server"]),
+        ("ACTIONS_HOST", [str(BIN / "python"), "-m", "handoff.server.action_server"]),
         ("HELPDESK_HOST", [str(BIN / "python"), "-m", "helpdesk"]),
         ("WEBCHAT_HOST", [str(BIN / "python"), "-m", "webchat"]),
         ("RASA_HOST", ["bash", "scripts/run.sh"]),
@@ -235,7 +235,7 @@ def test_services_refuse_a_public_address_in_development(tmp_path, variable, com
 def test_action_server_refuses_to_start_without_a_token_outside_development(tmp_path):
     port = free_port()
     env = development_env(tmp_path, HANDOFF_ENV="production", HELPDESK_SECRET="a-long-production-secret-" + uuid.uuid4().hex, ACTIONS_PORT=str(port))
-    done = subprocess.run([str(BIN / "python"), "-m", "handoff.action_server"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run([str(BIN / "python"), "-m", "handoff.server.action_server"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert "ACTIONS_TOKEN is not set while HANDOFF_ENV='production'" in done.stderr and "Traceback" not in done.stderr
     with pytest.raises(OSError):

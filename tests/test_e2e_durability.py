@@ -2,7 +2,7 @@
 
 The real Rasa server and action server run on loopback; the helpdesk is a signed-webhook stand-in
 on a fixed port that the tests take down (nothing listens: connection refused), let answer 503 (as
-a proxy in front of a stopped helpdesk does) and bring back. ``python -m handoff.outbox`` is run
+a proxy in front of a stopped helpdesk does) and bring back. ``python -m handoff.tools.outbox_cli`` is run
 against the stack's database the way an operator would run it during the outage.
 """
 
@@ -143,9 +143,9 @@ def response_text(name: str) -> str:
 
 
 def outbox_command(stack: Stack, *args: str) -> subprocess.CompletedProcess:
-    """``python -m handoff.outbox`` as an operator runs it, against this stack's database."""
+    """``python -m handoff.tools.outbox_cli`` as an operator runs it, against this stack's database."""
     return subprocess.run(
-        [str(BIN / "python"), "-m", "handoff.outbox", *args],
+        [str(BIN / "python"), "-m", "handoff.tools.outbox_cli", *args],
         cwd=PROJECT_ROOT,
         env=stack.env,
         capture_output=True,

@@ -173,7 +173,7 @@ async def test_agent_messages_reach_a_socketio_customer_live(stack, helpdesk):
     received: asyncio.Queue = asyncio.Queue()
     client = socketio.AsyncClient()
     client.on("bot_uttered", lambda data: received.put_nowait(data))
-    # The server issues the session id (handoff/socketio.py): use the one it confirms.
+    # The server issues the session id (handoff/server/socketio.py): use the one it confirms.
     confirmed: asyncio.Queue = asyncio.Queue()
     client.on("session_confirm", confirmed.put_nowait)
 

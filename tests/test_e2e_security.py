@@ -199,7 +199,7 @@ def test_without_helpdesk_secret_nothing_starts_outside_development(tmp_path):
     # ACTIONS_TOKEN set: endpoints.yml needs it, and the missing secret is what is refused here.
     env = production_env(tmp_path, RASA_PORT="1", ACTIONS_PORT="1", HELPDESK_PORT="1", ACTIONS_TOKEN="e2e-actions-token-" + uuid.uuid4().hex)
     commands = {
-        "action server": [str(BIN / "python"), "-m", "handoff.action_server", "--port", "1"],
+        "action server": [str(BIN / "python"), "-m", "handoff.server.action_server", "--port", "1"],
         "rasa server": [
             str(BIN / "rasa"), "run", "--enable-api", "--auth-token", "x", "--interface", "127.0.0.1", "--port", "1",
             "--model", str(MODEL), "--credentials", "credentials.yml", "--endpoints", "endpoints.yml",

@@ -26,7 +26,7 @@ import redis
 import requests
 from sqlalchemy.engine import make_url
 
-from handoff.payload import is_external
+from handoff.conversation import is_external
 from handoff.settings import PROJECT_ROOT
 from handoff.store import DELIVERED, HandoffStore, new_event
 from tests.stack import BIN, MODEL, Stack, free_port
@@ -162,7 +162,7 @@ class TwoProcessStack(Stack):
 
     def start(self, timeout: float = 300) -> TwoProcessStack:
         started = time.monotonic()
-        self._spawn("actions", str(BIN / "python"), "-m", "handoff.action_server", "--port", str(self.actions_port))
+        self._spawn("actions", str(BIN / "python"), "-m", "handoff.server.action_server", "--port", str(self.actions_port))
         for process in (self.a, self.b):
             self._spawn(
                 process.name, str(BIN / "rasa"), "run", "--enable-api", "--interface", "127.0.0.1",
@@ -317,7 +317,7 @@ async def test_socketio_customer_on_a_helpdesk_on_b(stack, helpdesk, store):
     received: asyncio.Queue = asyncio.Queue()
     client = socketio.AsyncClient()
     client.on("bot_uttered", lambda data: received.put_nowait(data))
-    # The server issues the session id (handoff/socketio.py): use the one it confirms.
+    # The server issues the session id (handoff/server/socketio.py): use the one it confirms.
     confirmed: asyncio.Queue = asyncio.Queue()
     client.on("session_confirm", confirmed.put_nowait)
 

@@ -1,7 +1,7 @@
 """Time in a conversation, end to end: wait updates, no agent in time, giving up, a restart, a
 conversation that drags on, and a customer back about an unresolved issue.
 
-The timers are the durable tasks of handoff/tasks.py; here they run with seconds instead of
+The timers are the durable tasks of handoff/server/tasks.py; here they run with seconds instead of
 minutes (HANDOFF_NO_AGENT_TIMEOUT and friends), and the conversation timeout of handoff_rules.yml
 after a few turns instead of twelve.
 """

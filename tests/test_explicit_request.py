@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from handoff.explicit_request import ExplicitRequestConfig, normalise
-from handoff.rules import RulesError, load_rules, parse_rules
+from handoff.triggers import RulesError, load_rules, parse_rules
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +117,7 @@ def test_first_turn_moves():
 def test_the_pipeline_component_overrides_the_classifier():
     from rasa.shared.nlu.training_data.message import Message
 
-    from handoff.nlu_backstop import ExplicitRequestBackstop
+    from handoff.server.nlu_backstop import ExplicitRequestBackstop
 
     component = ExplicitRequestBackstop(ExplicitRequestBackstop.get_default_config())
     complaint_and_request = Message(data={"text": "you're useless, how can I reach a human?", "intent": {"name": "express_frustration", "confidence": 0.7}, "intent_ranking": [{"name": "express_frustration", "confidence": 0.7}, {"name": "request_human", "confidence": 0.2}]})
@@ -134,7 +134,7 @@ def test_the_pipeline_component_overrides_the_classifier():
 def test_a_request_without_any_word_for_a_person_is_not_trusted():
     from rasa.shared.nlu.training_data.message import Message
 
-    from handoff.nlu_backstop import ExplicitRequestBackstop
+    from handoff.server.nlu_backstop import ExplicitRequestBackstop
 
     component = ExplicitRequestBackstop(ExplicitRequestBackstop.get_default_config())
     no_person = Message(data={"text": "wat is de temperatuur", "intent": {"name": "request_human", "confidence": 0.98}})

@@ -1,4 +1,4 @@
-"""Limits on customers' messages (handoff/limits.py), on a Sanic app with Rasa's REST channel."""
+"""Limits on customers' messages (handoff/server/limits.py), on a Sanic app with Rasa's REST channel."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from rasa.core.channels.rest import RestInput
 from rasa.core.channels.socketio import SocketIOInput
 from sanic import Sanic
 
-from handoff.channel import HelpdeskInput
-from handoff.limits import limit_socketio, too_long_text
+from handoff.server.helpdesk_channel import HelpdeskInput
+from handoff.server.limits import limit_socketio, too_long_text
 
 REST = "/webhooks/rest/webhook"
 
@@ -20,7 +20,7 @@ REST = "/webhooks/rest/webhook"
 class Agent:
     """Stands in for Rasa's agent: records what reaches NLU and answers nothing."""
 
-    processor = None  # no model: handoff/tasks.py's runner then has nothing to do
+    processor = None  # no model: handoff/server/tasks.py's runner then has nothing to do
 
     def __init__(self) -> None:
         self.handled: list[str] = []

@@ -1,4 +1,4 @@
-"""``python -m handoff.outbox``: what is stuck or given up, exit statuses, ``--json`` and ``--retry``."""
+"""``python -m handoff.tools.outbox_cli``: what is stuck or given up, exit statuses, ``--json`` and ``--retry``."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import uuid
 import pytest
 
 from handoff.delivery import Deliverer, OutboxWorker
-from handoff.outbox import main
 from handoff.settings import PROJECT_ROOT
 from handoff.store import DELIVERED, EXPIRED, PENDING, REJECTED, new_event, utc_iso
+from handoff.tools.outbox_cli import main
 
 
 def queue_handoff(store, conversation_id="c1", now=None):
@@ -192,7 +192,7 @@ def test_the_module_runs_as_a_command(store):
     _, outbox = queue_handoff(store, "gijs")
     store.mark_failed(outbox.event_id, "ClientConnectorError: Cannot connect", time.time() + 30)
     done = subprocess.run(
-        [sys.executable, "-m", "handoff.outbox", "--json"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "handoff.tools.outbox_cli", "--json"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 1, done.stderr
     [entry] = json.loads(done.stdout)["pending"]

@@ -2,15 +2,15 @@ import time
 
 import jwt
 
+from handoff.conversation import current_session
 from handoff.identity import VerifiedIdentity
 from handoff.payload import (
     build_handoff_requested,
     channel_details,
-    current_session,
     customer_details,
     transcript,
 )
-from handoff.rules import Trigger
+from handoff.triggers import Trigger
 
 TRIGGER = Trigger("customer_request", "customer_request", "normal", "support", "The customer asked.", ("request_human",))
 

@@ -20,11 +20,12 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, SlotSet, UserUtt
 from sanic import Sanic
 
 from handoff import privacy
-from handoff.channel import HelpdeskInput
 from handoff.privacy import Customer, Stores, TrackerEvents
 from handoff.schemas import SCHEMA_DIR
+from handoff.server.helpdesk_channel import HelpdeskInput
+from handoff.server.tasks import TaskRunner
 from handoff.store import DELIVERED, EXPIRED, HandoffStore, new_event
-from handoff.tasks import TaskRunner
+from handoff.tools import privacy_cli
 from helpdesk.db import Ticket, create_engine_for, init_database
 from helpdesk.store import TicketStore
 from tests.support import signed
@@ -307,7 +308,7 @@ def test_delivered_bodies_are_cleared_and_given_up_ones_after_the_keep_period(wo
 
 
 def cli(world, capsys, *args: str) -> tuple[int, str, str]:
-    status = privacy.main(
+    status = privacy_cli.main(
         [
             *args,
             "--tracker-url", world.tracker_url,
@@ -338,28 +339,28 @@ def test_cli_forget_prints_the_counts_per_store(world, capsys):
 
 def test_cli_needs_a_customer_and_reads_the_tracker_store_from_endpoints(world, capsys, tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as exited:
-        privacy.main(["forget"])
+        privacy_cli.main(["forget"])
     assert exited.value.code == 2
     status, _, err = cli(world, capsys, "forget", "--customer", " ")
     assert status == 2 and "the customer is empty" in err
 
     endpoints = tmp_path / "endpoints.yml"
     endpoints.write_text(
-        "action_endpoint:\n  url: ${NOT_SET_ANYWHERE}\ntracker_store:\n  type: handoff.tracker_store.HandoffSQLTrackerStore\n"
+        "action_endpoint:\n  url: ${NOT_SET_ANYWHERE}\ntracker_store:\n  type: handoff.server.tracker_store.HandoffSQLTrackerStore\n"
         "  dialect: sqlite\n  db: ${TRACKER_FILE}\n"
     )
     monkeypatch.setenv("TRACKER_FILE", world.tracker_url.removeprefix("sqlite:///"))
-    assert str(privacy.tracker_store_url(endpoints)) == world.tracker_url
+    assert str(privacy_cli.tracker_store_url(endpoints)) == world.tracker_url
     monkeypatch.delenv("TRACKER_FILE")
     with pytest.raises(privacy.SettingsError, match="TRACKER_FILE"):
-        privacy.tracker_store_url(endpoints)
+        privacy_cli.tracker_store_url(endpoints)
     endpoints.write_text("tracker_store:\n  type: SQL\n  dialect: postgresql\n  url: db.internal:6543\n  db: rasa\n  username: u\n  password: p\n")
-    url = privacy.tracker_store_url(endpoints)
+    url = privacy_cli.tracker_store_url(endpoints)
     assert url.render_as_string(hide_password=False) == "postgresql://u:p@db.internal:6543/rasa"
 
 
 def test_cli_expire_leaves_missing_sqlite_files_uncreated(tmp_path, capsys):
-    status = privacy.main(
+    status = privacy_cli.main(
         [
             "expire",
             "--tracker-url", f"sqlite:///{tmp_path / 'none-rasa.db'}",
@@ -475,7 +476,7 @@ def test_the_helpdesk_retention_loop_runs_a_pass_after_start(world):
 
 
 def test_make_outbox_says_a_cleared_delivery_cannot_be_sent_again(world, capsys):
-    from handoff.outbox import main as outbox_main
+    from handoff.tools.outbox_cli import main as outbox_main
 
     handoff_id = world.conversation("anna-1", ANNA)
     pending = next(e for e in world.handoff.events(handoff_id) if e.status != DELIVERED)

@@ -1,8 +1,8 @@
 import pytest
 
-from handoff.rules import RulesError, load_rules, parse_rules
 from handoff.settings import PROJECT_ROOT
-from handoff.validate import problems
+from handoff.tools.validate import problems
+from handoff.triggers import RulesError, load_rules, parse_rules
 
 
 def test_project_rules_are_valid_and_consistent_with_the_domain():

@@ -1,4 +1,4 @@
-"""handoff.socketio.SharedSocketIOInput: Rasa's socket.io channel, plus a Redis client manager.
+"""handoff.server.socketio.SharedSocketIOInput: Rasa's socket.io channel, plus a Redis client manager.
 
 These check the configuration only (no Redis connection is opened before the server starts);
 tests/test_e2e_two_processes.py pushes through Redis between two real Rasa processes.
@@ -10,8 +10,8 @@ import pytest
 import socketio
 from rasa.core.channels.socketio import SocketIOInput
 
+from handoff.server.socketio import SharedSocketIOInput
 from handoff.settings import PROJECT_ROOT
-from handoff.socketio import SharedSocketIOInput
 
 CREDENTIALS = {"user_message_evt": "user_uttered", "bot_message_evt": "bot_uttered", "session_persistence": True}
 

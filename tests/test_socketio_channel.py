@@ -1,4 +1,4 @@
-"""handoff.socketio: sessions bound to a server-issued token, the character limit, and the Redis
+"""handoff.server.socketio: sessions bound to a server-issued token, the character limit, and the Redis
 client manager that speaks JSON instead of pickle.
 
 The channel's handlers are driven on its real python-socketio ``AsyncServer``: sockets are
@@ -20,8 +20,7 @@ import pytest
 import socketio
 from rasa.core.channels.socketio import SocketIOOutput
 
-from handoff.settings import get_settings
-from handoff.socketio import (
+from handoff.server.socketio import (
     TOKEN_EVENT,
     TOO_LONG_NOTICE,
     JsonRedisManager,
@@ -30,6 +29,7 @@ from handoff.socketio import (
     session_token,
     valid_session,
 )
+from handoff.settings import get_settings
 
 CREDENTIALS = {"user_message_evt": "user_uttered", "bot_message_evt": "bot_uttered", "session_persistence": True}
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -229,7 +229,7 @@ async def test_a_message_naming_another_session_is_refused(sockets, handled, cap
     victims_session = await sockets.session_request(victim, {})
     attacker = sockets.connect()
     await sockets.session_request(attacker, {"session_id": victims_session})
-    caplog.set_level(logging.WARNING, "handoff.socketio")
+    caplog.set_level(logging.WARNING, "handoff.server.socketio")
     secret_text = "transfer the refund to NL00BANK0123456789"
     await sockets.handler("user_uttered", attacker, {"message": secret_text, "session_id": victims_session})
     assert handled == []
@@ -238,7 +238,7 @@ async def test_a_message_naming_another_session_is_refused(sockets, handled, cap
 
 async def test_a_message_from_a_socket_without_a_session_is_refused(sockets, handled, caplog):
     sid = sockets.connect()
-    caplog.set_level(logging.WARNING, "handoff.socketio")
+    caplog.set_level(logging.WARNING, "handoff.server.socketio")
     await sockets.handler("user_uttered", sid, {"message": "hello", "session_id": uuid.uuid4().hex})
     await sockets.handler("user_uttered", sid, {"message": "hello"})
     assert handled == []
@@ -257,7 +257,7 @@ async def test_a_message_over_the_character_limit_is_refused_with_a_notice(socke
     limit = get_settings().max_message_chars
     sid = sockets.connect()
     session_id = await sockets.session_request(sid, {})
-    caplog.set_level(logging.WARNING, "handoff.socketio")
+    caplog.set_level(logging.WARNING, "handoff.server.socketio")
     await sockets.handler("user_uttered", sid, {"message": "x" * (limit + 1), "session_id": session_id})
     assert handled == []
     [notice] = sockets.events(sid, "bot_uttered")
@@ -338,7 +338,7 @@ class Exploit:
 
 
 def test_decode_message_takes_json_objects_only(caplog):
-    caplog.set_level(logging.WARNING, "handoff.socketio")
+    caplog.set_level(logging.WARNING, "handoff.server.socketio")
     assert decode_message(b'{"method": "emit"}') == {"method": "emit"}
     assert decode_message(pickle.dumps(Exploit("decode"))) is None
     assert decode_message(b"[1, 2]") is None
@@ -433,7 +433,7 @@ async def test_a_pickled_message_on_the_channel_is_dropped_not_run(caplog):
     publisher = await redis_client()
     ours, _ = await shared_server(channel)
     stock, _ = await shared_server(channel, manager_class=socketio.AsyncRedisManager)
-    caplog.set_level(logging.WARNING, "handoff.socketio")
+    caplog.set_level(logging.WARNING, "handoff.server.socketio")
     executed.clear()
     try:
         assert await publisher.publish(channel, pickle.dumps(Exploit("on the channel"))) == 2

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rasa.core.actions.action import RemoteAction
 
-from handoff import speedups
+from handoff.server.patches import speedups
 
 VALID = [
     {"events": [], "responses": []},

@@ -16,8 +16,7 @@ from actions.follow_up_actions import (
     follow_up_detail,
 )
 from actions.handoff_actions import ActionHandoff, ActionHandoffResume
-from handoff.broker import HandoffEventBroker
-from handoff.rules import load_rules
+from handoff.server.broker import HandoffEventBroker
 from handoff.store import (
     ASSIGNED,
     ENDED,
@@ -26,6 +25,7 @@ from handoff.store import (
     TASK_WAIT_UPDATE,
     new_event,
 )
+from handoff.triggers import load_rules
 
 
 def requested(store, conversation_id="c1", queue="support", tasks=None, now=None):

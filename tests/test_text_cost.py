@@ -19,7 +19,7 @@ import pytest
 from handoff.frustration import score_frustration
 from handoff.language import detect_language
 from handoff.leads import extract_email, parse_budget, parse_company_size, parse_timeline_months
-from handoff.rules import load_rules
+from handoff.triggers import load_rules
 
 SMALL, LARGE = 1_600, 16_000
 # Linear growth is 10; quadratic is 100. Fixed costs push the ratio below 10.

@@ -23,7 +23,7 @@ from rasa.shared.core.events import (
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy.engine import make_url
 
-from handoff.tracker_store import HandoffSQLTrackerStore
+from handoff.server.tracker_store import HandoffSQLTrackerStore
 
 DOMAIN = Domain.from_path(Path(__file__).resolve().parents[1] / "domain.yml")
 

@@ -1,6 +1,6 @@
 """List the deliveries to the helpdesk that are stuck or were given up, and send one again.
 
-``python -m handoff.outbox`` (``make outbox``) reads the outbox in ``HANDOFF_DATABASE_URL`` and prints:
+``python -m handoff.tools.outbox_cli`` (``make outbox``) reads the outbox in ``HANDOFF_DATABASE_URL`` and prints:
 
 - **pending** deliveries, each with its attempts, next attempt time, last error and state:
   ``retrying`` (failed at least once; the outbox worker tries again at the next attempt time),
@@ -221,7 +221,7 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = _Parser(
-        prog="python -m handoff.outbox",
+        prog="python -m handoff.tools.outbox_cli",
         description="List deliveries to the helpdesk that are stuck or expired; send one again.",
         epilog="Exit status: 0 nothing stuck, 1 deliveries being retried, 2 deliveries given up "
         "(rejected or expired), 3 the command failed.",

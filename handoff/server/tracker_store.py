@@ -17,7 +17,7 @@ mode (:func:`handoff.store.create_db_engine`). PostgreSQL keeps Rasa's own engin
 Configure it in ``endpoints.yml`` with the same keys as Rasa's ``type: SQL``::
 
     tracker_store:
-      type: handoff.tracker_store.HandoffSQLTrackerStore
+      type: handoff.server.tracker_store.HandoffSQLTrackerStore
       dialect: sqlite
       db: var/rasa.db
 """

@@ -1,4 +1,4 @@
-"""``python -m handoff.action_server``: rasa_sdk's action server, closed to everyone but Rasa.
+"""``python -m handoff.server.action_server``: rasa_sdk's action server, closed to everyone but Rasa.
 
 ``rasa run actions`` listens on 0.0.0.0 and runs any action for anyone who posts a made-up tracker
 to ``/webhook`` (one request creates a handoff ticket), and inflates a deflate-compressed body with
@@ -17,7 +17,7 @@ The token: ``ACTIONS_TOKEN``; in development, when it is unset, it is derived fr
 ``HELPDESK_SECRET`` (or its development default) so that ``make run`` works with no configuration.
 Outside development the server refuses to start without it. The Rasa server sends it from
 ``endpoints.yml`` (``headers: Authorization: Bearer ${ACTIONS_TOKEN}``), so every script that
-starts Rasa exports the same value: ``python -m handoff.action_server --print-token`` prints it.
+starts Rasa exports the same value: ``python -m handoff.server.action_server --print-token`` prints it.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def _port(environ: Mapping[str, str]) -> int:
 
 def _argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m handoff.action_server",
+        prog="python -m handoff.server.action_server",
         description="The action server for the actions package, on loopback and behind ACTIONS_TOKEN.",
     )
     parser.add_argument("--actions", default="actions", help="the package of actions (default: actions)")

@@ -10,7 +10,7 @@ conversation and triggers ``EXTERNAL_handback`` so the bot picks up where the ag
 
 Configure it in ``credentials.yml``::
 
-    handoff.channel.HelpdeskInput:
+    handoff.server.helpdesk_channel.HelpdeskInput:
 """
 
 from __future__ import annotations
@@ -34,13 +34,14 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from handoff import limits, privacy
+from handoff import privacy
 from handoff.schemas import validate_inbound
+from handoff.server import limits
+from handoff.server.tasks import TaskRunner, output_channel_for, resume
+from handoff.server.tracker_store import sql_engine
 from handoff.settings import SettingsError, get_settings
 from handoff.signing import SignatureError, verify_request
 from handoff.store import get_store
-from handoff.tasks import TaskRunner, output_channel_for, resume
-from handoff.tracker_store import sql_engine
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +164,7 @@ class HelpdeskInput(InputChannel):
 
         @webhook.listener("main_process_start")
         async def add_limits(app: Any, _loop: Any) -> None:
-            # Limits on customers' messages for the whole server: see handoff/limits.py.
+            # Limits on customers' messages for the whole server: see handoff/server/limits.py.
             limits.install(app, get_settings())
 
         @webhook.listener("before_server_start")
@@ -172,7 +173,7 @@ class HelpdeskInput(InputChannel):
 
         @webhook.listener("after_server_start")
         async def start_tasks(app: Any, _loop: Any) -> None:
-            # Durable handoff timers (no-agent timeout, wait updates): see handoff/tasks.py.
+            # Durable handoff timers (no-agent timeout, wait updates): see handoff/server/tasks.py.
             app.ctx.handoff_tasks = TaskRunner(app).start()
 
         @webhook.listener("before_server_stop")

@@ -23,7 +23,7 @@ Beside the tasks, the same loop enforces the retention period (:mod:`handoff.pri
 minute after start-up and then hourly it erases the conversations with no activity for
 ``HANDOFF_RETENTION_DAYS`` (default 90) from the tracker store and the handoff database.
 
-Started by the ``helpdesk`` input channel (:mod:`handoff.channel`) when the server starts.
+Started by the ``helpdesk`` input channel (:mod:`handoff.server.helpdesk_channel`) when the server starts.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from rasa.core.channels.channel import CollectingOutputChannel, OutputChannel
 from rasa.shared.core.events import BotUttered, ConversationResumed
 
 from handoff import privacy
+from handoff.server.tracker_store import sql_engine
 from handoff.settings import Settings, get_settings
 from handoff.store import (
     REQUESTED,
@@ -52,7 +53,6 @@ from handoff.store import (
     get_store,
     new_event,
 )
-from handoff.tracker_store import sql_engine
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ retries everything queued for the helpdesk.
 Configure it in ``endpoints.yml``::
 
     event_broker:
-      type: handoff.broker.HandoffEventBroker
+      type: handoff.server.broker.HandoffEventBroker
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from typing import Any
 from rasa.core.brokers.broker import EventBroker
 from rasa.utils.endpoints import EndpointConfig
 
-from handoff import action_failure, speedups
+from handoff.conversation import is_external
 from handoff.delivery import OutboxWorker
-from handoff.payload import is_external
-from handoff.rules import load_rules
+from handoff.server.patches import action_failure, speedups
 from handoff.settings import Settings, get_settings
 from handoff.store import REQUESTED, TASK_RESUME, HandoffStore, get_store, new_event, utc_iso
+from handoff.triggers import load_rules
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class HandoffEventBroker(EventBroker):
         self.worker = OutboxWorker(store, settings)
         # A failing custom action hands off from this process (Rasa 3.6 has no hook for it).
         action_failure.install(on_recorded=self.worker.wake)
-        # Check action server answers with a validator built once (handoff/speedups.py).
+        # Check action server answers with a validator built once (handoff/server/patches/speedups.py).
         speedups.install()
         if start_worker:
             self.worker.start()

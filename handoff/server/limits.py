@@ -3,7 +3,7 @@
 Rasa 3.6 sets no limit of its own: Sanic takes request bodies up to 100 MB (``REQUEST_MAX_SIZE``)
 and engine.io socket.io packets up to 1 MB, and NLU time grows with the text (a 100 kB message
 holds the server for seconds). This module, installed by the ``helpdesk`` channel
-(handoff/channel.py) when the server starts, adds:
+(handoff/server/helpdesk_channel.py) when the server starts, adds:
 
 - channel webhooks (``POST /webhooks/<channel>/webhook``, e.g. REST): the body is refused with 413
   once it passes ``HANDOFF_MAX_MESSAGE_BYTES`` while it is read (chunked bodies too), and a JSON
@@ -11,7 +11,7 @@ holds the server for seconds). This module, installed by the ``helpdesk`` channe
   with 413 before NLU sees it;
 - socket.io: engine.io's ``max_http_buffer_size`` is set to ``HANDOFF_MAX_MESSAGE_BYTES`` (a larger
   packet closes that socket). The character limit on socket.io messages is the channel's own
-  (handoff/socketio.py: refused before NLU, with a notice to the socket).
+  (handoff/server/socketio.py: refused before NLU, with a notice to the socket).
 
 The helpdesk's own webhook streams with its own limit (``HANDOFF_MAX_BODY_BYTES``); Rasa's HTTP
 API (model upload, ...) keeps Sanic's limit.

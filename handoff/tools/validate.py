@@ -1,4 +1,4 @@
-"""``python -m handoff.validate``: check handoff_rules.yml against the domain.
+"""``python -m handoff.tools.validate``: check handoff_rules.yml against the domain.
 
 Tells a conversation designer at once when a trigger names an intent or response the domain does
 not have, or when a response the handoff loop needs is missing.
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from handoff.rules import RulesError, load_rules, rules_path
 from handoff.settings import PROJECT_ROOT
+from handoff.triggers import RulesError, load_rules, rules_path
 
 # Responses the actions and the helpdesk channel say; the domain must define each.
 REQUIRED_RESPONSES = (

@@ -18,11 +18,11 @@ session ids:
   from a socket that has no confirmed session, is refused (logged without its text).
 - A ``user_uttered`` text longer than ``HANDOFF_MAX_MESSAGE_CHARS`` is refused before NLU; the
   socket gets a ``bot_uttered`` notice ``{"text": ..., "notice": "message_too_long",
-  "max_chars": N}``. (engine.io's byte limit is set by handoff/limits.py.)
+  "max_chars": N}``. (engine.io's byte limit is set by handoff/server/limits.py.)
 
 Several processes. Rasa creates the channel's python-socketio ``AsyncServer`` without a client
 manager, so an emit only reaches sockets connected to the same process. An agent message that the
-helpdesk posts to process B (``handoff.channel``) is pushed through B's output channel, and would
+helpdesk posts to process B (``handoff.server.helpdesk_channel``) is pushed through B's output channel, and would
 be lost for a customer whose socket is connected to process A. With a Redis URL the server gets
 :class:`JsonRedisManager`: every emit is published on a Redis channel as JSON and each process
 delivers it to the sockets (and rooms) it holds. python-socketio's own ``AsyncRedisManager``
@@ -32,7 +32,7 @@ the sockets stay in the process, as in Rasa.
 
 Configure it in ``credentials.yml`` in place of ``socketio:`` (same options, plus the Redis ones)::
 
-    handoff.socketio.SharedSocketIOInput:
+    handoff.server.socketio.SharedSocketIOInput:
       user_message_evt: user_uttered
       bot_message_evt: bot_uttered
       session_persistence: true

@@ -28,7 +28,7 @@ It leaves Rasa's own behaviour alone (the exception is raised again) when:
   customer's next message that needs a failing action hands off again;
 - the handoff cannot be recorded (the store fails): without a record nobody would come.
 
-Installed by :class:`handoff.broker.HandoffEventBroker`, which every Rasa server process loads
+Installed by :class:`handoff.server.broker.HandoffEventBroker`, which every Rasa server process loads
 from ``endpoints.yml``. Logs carry ids and action names only, never what the customer wrote.
 """
 
@@ -55,11 +55,12 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import EventVerbosity
 
+from handoff.conversation import is_external, latest_customer_event
 from handoff.language import detect_language
-from handoff.payload import build_handoff_requested, is_external, latest_customer_event
-from handoff.rules import load_rules
+from handoff.payload import build_handoff_requested
 from handoff.settings import Settings, get_settings
 from handoff.store import TASK_NO_AGENT, TASK_WAIT_UPDATE, get_store
+from handoff.triggers import load_rules
 
 if TYPE_CHECKING:
     from rasa.core.actions.action import RemoteAction

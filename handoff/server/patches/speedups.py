@@ -24,7 +24,7 @@ only the group of the current action plus the rules that name none, with Rasa's 
 class of each stored event, for every event of the conversation on every read of the tracker.
 :func:`install` remembers the class found for each event type.
 
-Installed by :class:`handoff.broker.HandoffEventBroker`, which every Rasa server process loads.
+Installed by :class:`handoff.server.broker.HandoffEventBroker`, which every Rasa server process loads.
 """
 
 from __future__ import annotations
