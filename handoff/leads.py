@@ -17,6 +17,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 # -- numbers and ranges -------------------------------------------------------------------------
@@ -442,6 +443,56 @@ def parse_timeline_months(text: str) -> float | None:
     return None
 
 
+def is_no_timeline(text: str) -> bool:
+    """Whether the answer says there is no timeline yet ("just looking", "geen haast")."""
+    return bool(_NO_TIMELINE.search(_lower(text)))
+
+
+# Dates and months ("in March", "1 september", "begin maart", "next quarter") are read by
+# dateparser, with the languages given so it never guesses one (nor loads a language model).
+_DATEPARSER_SETTINGS = {"PREFER_DATES_FROM": "future", "RETURN_TIME_AS_PERIOD": True}
+_MONTH_NAMES = (
+    "january february march april june july august september october november december "
+    "januari februari maart mei juni juli augustus oktober"
+).split()
+
+
+def parse_timeline_date(text: str, now: datetime | None = None) -> float | None:
+    """Months from ``now`` until a date or month the customer names ("in March", "1 september",
+    "in maart"), read by dateparser in English and Dutch.
+
+    A lone short word that may be a first name ("Jan", "May") is not taken for a month.
+
+    Returns:
+        Months from now (0 for a date in the past), or None when the text names no date.
+    """
+    from dateparser.search import search_dates  # imported when needed: it loads its data on import
+
+    now = now or datetime.now()
+    settings = {**_DATEPARSER_SETTINGS, "RELATIVE_BASE": now}
+    found = search_dates(text, languages=["en", "nl"], settings=settings) or []
+    for said, moment in found:
+        words = said.lower().split()
+        if not any(c.isdigit() for c in said) and not any(w in _MONTH_NAMES for w in words):
+            continue  # "Jan", "a month" (a duration is read by parse_timeline_months)
+        return round(max((moment - now).days, 0) / 30.44, 2)
+    return None
+
+
+def read_timeline(text: str, now: datetime | None = None) -> float | None:
+    """Months until the customer means to start: a period (``parse_timeline_months``) or a date
+    (``parse_timeline_date``); None when the text holds neither."""
+    months = parse_timeline_months(text)
+    if months is None and not is_no_timeline(text):
+        months = parse_timeline_date(text, now)
+    return months
+
+
+def is_timeline(text: str) -> bool:
+    """Whether the answer is a date, a period or an honest "no timeline yet"."""
+    return bool(text.strip()) and (is_no_timeline(text) or read_timeline(text) is not None)
+
+
 # -- e-mail -------------------------------------------------------------------------------------
 
 _LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
@@ -475,6 +526,245 @@ def extract_email(text: str) -> str | None:
         if is_valid_email(found.group(0)):
             return found.group(0)
     return None
+
+
+# -- names, companies, phone numbers, and everything in one message ------------------------------
+
+_NAME_WORD = r"[^\W\d_][^\W\d_'.-]*(?:['.-][^\W\d_]+)*\.?"
+_NAME_CUES = re.compile(
+    r"(?:\bmy name is|\bname is|\bnaam is|\bik heet|\bmijn naam is|\bthis is|\bspeaking with|"
+    r"\bje spreekt met|\bnaam:|\bname:)\s+"
+    rf"((?:{_NAME_WORD})(?:\s+{_NAME_WORD}){{0,4}})",
+    re.IGNORECASE,
+)
+# "I'm Anna de Vries" / "ik ben Jan": only a capitalised name after these, not "I'm looking".
+_NAME_CUES_CAPITALISED = re.compile(
+    r"(?i:\bi'?m|\bi am|\bik ben)\s+"
+    r"((?:[A-Z][^\W\d_'-]*(?:['-][^\W\d_]+)*)(?:\s+(?:(?:van|de|der|den|het|ter|ten|el|al|da|di|le|la)\s+)*[A-Z][^\W\d_'-]*(?:['-][^\W\d_]+)*){0,3})"
+)
+# Words that end a name: "I'm Anna and we need 20 laptops", "ik heet Jan en ik wil ...".
+_NAME_STOP = {"and", "en", "from", "van", "bij", "at", "of", "with", "met", "we", "our", "ons",
+              "onze", "my", "mijn", "email", "e-mail", "mail", "phone", "telefoon", "budget",
+              "here", "hier", "speaking"}
+_NOT_NAMES = {"no", "nee", "yes", "ja", "ok", "oke", "okay", "thanks", "bedankt", "hi", "hello",
+              "hallo", "hoi", "sorry", "idk", "none", "geen", "niemand", "anonymous", "anoniem"}
+MAX_NAME_WORDS = 6
+
+
+def is_plausible_name(text: str) -> bool:
+    """Whether ``text`` can be a person's name: one to six words of letters (with ' - .), no
+    digits, no e-mail address, no timeline or amount words."""
+    words = text.split()
+    if not 1 <= len(words) <= MAX_NAME_WORDS or len(text) > 100:
+        return False
+    if not all(re.fullmatch(_NAME_WORD, w) for w in words):
+        return False
+    lowered = _lower(text)
+    if lowered in _NOT_NAMES or is_timeline(text) or parse_company_size(text) is not None:
+        return False
+    return not (_DURATION.search(lowered) or _ASAP.search(lowered))
+
+
+def extract_name(text: str, asked: bool = False) -> str | None:
+    """The customer's name: after "my name is", "ik heet", "I'm" (capitalised) and the like, or
+    the whole answer when the name was asked for and the answer looks like one ("Anna de Vries").
+
+    Returns:
+        The name as written, or None.
+    """
+    for pattern in (_NAME_CUES, _NAME_CUES_CAPITALISED):
+        found = pattern.search(text)
+        if found:
+            words = []
+            for word in found.group(1).split():
+                if word.lower().strip(".") in _NAME_STOP and words:
+                    break
+                words.append(word.rstrip("."))
+            name = " ".join(words)
+            if name and is_plausible_name(name):
+                return name
+    if asked:
+        candidate = re.sub(r"^(?:it'?s|het is|dat is)\s+", "", text.strip(), flags=re.IGNORECASE).strip(" .!")
+        if is_plausible_name(candidate):
+            return candidate
+    return None
+
+
+_COMPANY = re.compile(
+    r"(?:\b(?:company|firm|organisation|organization|business|bedrijf|organisatie|zaak)"
+    r"(?:'s name)?(?:\s+(?:is|heet|called|named|genaamd))?|"
+    r"\b(?:i work (?:at|for)|we are|we're|ik werk bij|wij zijn|we zijn)|\bnamens)"
+    r"\s+((?:[A-Z0-9][\w&'.-]*)(?:\s+(?:[A-Z0-9&][\w&'.-]*|B\.?V\.?|N\.?V\.?|Ltd\.?|Inc\.?)){0,4})"
+)
+
+
+def extract_company(text: str) -> str | None:
+    """The company's name after "our company is", "I work at", "bedrijf heet", "namens" and the
+    like; only a capitalised name ("Acme BV"), so "we're 40 people" is not a company.
+
+    Returns:
+        The name as written, or None.
+    """
+    found = _COMPANY.search(text)
+    if not found:
+        return None
+    name = found.group(1).rstrip(".,")
+    if any(c.isdigit() for c in name.split()[0]) or len(name) > 100:
+        return None
+    return name
+
+
+# A phone number: 8 to 15 digits with spaces, dots, dashes and brackets, a leading + or 0, or a
+# word for a phone before it; amounts and head counts do not look like this.
+_PHONE = re.compile(r"(?<![\w+])(\+|0)\(?\d[\d\s().-]{6,20}\d(?!\w)")
+_PHONE_CUE = re.compile(
+    r"\b(?:phone|tel|telephone|mobile|cell|call me on|number|telefoon|telefoonnummer|mobiel|"
+    r"nummer|bel me op)\b[^\d+]{0,15}(\+?\(?\d[\d\s().-]{6,20}\d)(?!\w)",
+    re.IGNORECASE,
+)
+
+
+def extract_phone_number(text: str) -> str | None:
+    """A phone number written as one ("+31 6 1234 5678", "020-5550147", "phone: 612345678"),
+    spaces and punctuation removed, a leading + kept.
+
+    Returns:
+        The number, or None.
+    """
+    for found in [*_PHONE.finditer(text), *_PHONE_CUE.finditer(text)]:
+        raw = found.group(1) if found.re is _PHONE_CUE else found.group(0)
+        if raw.startswith("+"):
+            raw = raw.replace("(0)", "")
+        digits = re.sub(r"\D", "", raw)
+        if 8 <= len(digits) <= 15:
+            return ("+" if raw.lstrip("(").startswith("+") else "") + digits
+    return None
+
+
+_BUDGET_CUE = re.compile(r"\b(?:budget|budgetten|spend|spending|besteden|uitgeven)\b")
+_SIZE_CUE = re.compile(r"\b(?:company size|bedrijfsgrootte|we are|we're|we zijn|wij zijn|there are|er werken)\b")
+
+
+def _marked_size(lowered: str) -> int | None:
+    """A head count named as one: "50 people", "10-50 medewerkers", "just me"."""
+    for pattern in _SIZE_RANGES:
+        for found in pattern.finditer(lowered):
+            tail = lowered[found.end():]
+            if re.match(rf"\s*\+?\s*{_PEOPLE}\b", tail):
+                return parse_company_size(found.group(0))
+    for found in _SIZE.finditer(lowered):
+        if found.group(3):
+            value = _quantity(found.group(1), found.group(2))
+            return _people(value) if value is not None else None
+    if _ONE_PERSON.search(lowered):
+        return 1
+    return None
+
+
+def _marked_budget(lowered: str) -> float | None:
+    """An amount named as money: with € or euro, "k" or "miljoen", or after "budget"."""
+    for pattern, replacement in _WORD_AMOUNTS:
+        lowered = pattern.sub(replacement, lowered)
+    for pattern in _AMOUNT_RANGES:
+        found = pattern.search(lowered)
+        if found and (found.group(1) or found.group(3) or found.group(4) or found.group(6)):
+            return parse_budget(found.group(0))
+    for found in _AMOUNT.finditer(lowered):
+        if found.group(1) or found.group(3) or found.group(4):
+            return _quantity(found.group(2), found.group(3))
+    cue = _BUDGET_CUE.search(lowered)
+    if cue:
+        return parse_budget(lowered[cue.end():])
+    return None
+
+
+_TIMELINE_PHRASE = re.compile(
+    rf"(?:(?:within|in|over|binnen|about|ongeveer|around|zo'?n|starting|start|beginnen|vanaf|"
+    rf"from|by|voor|before|uiterlijk|the|de|het)\s+)*(?:{_DURATION.pattern}|{_DURATION_RANGES[1].pattern})"
+)
+
+
+def _timeline_phrase(text: str) -> str | None:
+    """The words in which a message names when the customer wants to start, as written."""
+    lowered = _lower(text)
+    for pattern, _replacement in _HALVES:
+        found = pattern.search(lowered)
+        if found:
+            return found.group(0)
+    found = _TIMELINE_PHRASE.search(lowered)
+    if found:
+        return found.group(0)
+    for pattern in (_NO_TIMELINE, _ASAP):
+        found = pattern.search(lowered)
+        if found:
+            return found.group(0)
+    from dateparser.search import search_dates
+
+    for said, _moment in search_dates(text, languages=["en", "nl"], settings=_DATEPARSER_SETTINGS) or []:
+        if parse_timeline_date(said) is not None:
+            return said
+    return None
+
+
+def read_lead_details(text: str, asked: str | None = None) -> dict[str, Any]:
+    """Every lead answer a message holds, in English or Dutch, whatever was asked.
+
+    An answer to the question asked (``asked`` is ``company_size``, ``budget``, ``timeline``,
+    ``name`` or ``email``) may be bare ("45", "12.000", "Anna de Vries"); any other answer is
+    only taken when it says what it is ("45 people", "€ 12.000", "within 3 months", "my name is
+    Anna", an e-mail address, a phone number, "our company is Acme BV"), so a number is never
+    taken for the wrong question.
+
+    Returns:
+        By answer (``company_size`` in people, ``budget`` in euros, ``timeline`` as the
+        customer's words, ``name``, ``email``, ``phone``, ``company``), the ones found.
+    """
+    lowered = _lower(text)
+    email = extract_email(text)
+    phone = extract_phone_number(text)
+    rest = text
+    for found in (email, phone):
+        if found:
+            rest = rest.replace(found, " ")
+    rest_lowered = _lower(rest)
+    details: dict[str, Any] = {}
+    if email:
+        details["email"] = email
+    if phone:
+        details["phone"] = phone
+    company = extract_company(rest)
+    if company:
+        details["company"] = company
+    name = extract_name(rest, asked=asked == "name" and not email)
+    if name:
+        details["name"] = name
+
+    timeline = _timeline_phrase(rest)
+    if timeline is None and asked == "timeline" and is_timeline(rest):
+        timeline = rest.strip()
+    if timeline is not None:
+        details["timeline"] = timeline
+    # Numbers that belong to the timeline are not a head count or an amount.
+    numbers = rest_lowered.replace(timeline.lower(), " ") if timeline else rest_lowered
+    size = _marked_size(numbers)
+    if size is None and (asked == "company_size" or _SIZE_CUE.search(numbers)) and "budget" not in details:
+        bare = parse_company_size(numbers) if not _marked_budget(numbers) else None
+        size = bare if asked == "company_size" or (bare is not None and _SIZE_CUE.search(numbers)) else None
+    if size is not None and size <= MAX_COMPANY_SIZE:
+        details["company_size"] = size
+    budget = _marked_budget(numbers)
+    if budget is None and asked == "budget":
+        budget = parse_budget(numbers)
+    if budget is not None and math.isfinite(budget) and 0 <= budget <= MAX_BUDGET:
+        details["budget"] = budget
+    if lowered and not details and asked:
+        return {}
+    return details
+
+
+# Sane upper bounds: the largest employers have a few million people.
+MAX_COMPANY_SIZE = 10_000_000
+MAX_BUDGET = 1e12
 
 
 # -- scoring ------------------------------------------------------------------------------------

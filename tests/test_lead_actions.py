@@ -45,11 +45,11 @@ async def test_qualified_lead_goes_to_sales_with_answers_and_score(receiver, sto
     assert body["lead"]["timeline_months"] == 1.0 and body["lead"]["email"] == "anna@example.com"
 
 
-async def test_unqualified_lead_gets_self_serve_and_email_follow_up(receiver, store):
+async def test_unqualified_lead_gets_self_serve_and_no_promise(receiver, store):
     answers = dict(lead_company_size="2", lead_budget="300", lead_timeline="just looking", customer_name="Bo", customer_email="bo@example.com")
     dispatcher = CollectingDispatcher()
     events = await ActionSubmitLead().run(dispatcher, tracker(**answers), {})
     assert ConversationPaused() not in events
-    assert [m["response"] for m in dispatcher.messages] == ["utter_lead_not_qualified", "utter_lead_followup_by_email"]
-    assert dispatcher.messages[1]["customer_email"] == "bo@example.com"
+    # No e-mail is promised: the helpdesk contract has no follow-up without a handoff.
+    assert [m["response"] for m in dispatcher.messages] == ["utter_lead_not_qualified"]
     assert receiver.received == []
