@@ -47,7 +47,10 @@ def post_over_limit(server, **kwargs):
     try:
         request, answer = server.test_client.post(REST, headers={"Content-Type": "application/json"}, **kwargs)
     except ValueError as closed:
-        assert "None])" in str(closed) or "No response returned" in str(closed), closed
+        # How the closed connection shows depends on the moment it closes: no response, or the
+        # transport already closed under the client's write.
+        shown = str(closed)
+        assert any(sign in shown for sign in ("None])", "No response returned", "the handler is closed")), closed
         return None, None
     return request, answer.status
 
