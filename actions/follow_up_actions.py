@@ -8,6 +8,7 @@ email ticket) or "no"; ``action_submit_follow_up`` then sends the helpdesk ``han
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from typing import Any
@@ -17,6 +18,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from handoff.leads import extract_email
+from handoff.lifecycle import EndCause
 from handoff.settings import get_settings
 from handoff.store import get_store, new_event
 
@@ -86,10 +88,11 @@ class ActionSubmitFollowUp(Action):
         detail = follow_up_detail(contact)
         if handoff_id:
             body = new_event(
-                "handoff.ended", handoff_id, tracker.sender_id, cause="no_agent_timeout", follow_up=detail
+                "handoff.ended", handoff_id, tracker.sender_id, cause=EndCause.NO_AGENT_TIMEOUT.value, follow_up=detail
             )
             try:
-                if not get_store(get_settings().database_url).enqueue_once(body):
+                store = get_store(get_settings().database_url)
+                if not await asyncio.to_thread(store.enqueue_once, body):
                     logger.info("handoff %s: the helpdesk was already told it ended", handoff_id)
             except Exception:
                 logger.exception("could not queue handoff.ended for handoff %s", handoff_id)

@@ -15,21 +15,15 @@ import math
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import (
-    ActionExecuted,
-    ActiveLoop,
-    ConversationPaused,
-    EventType,
-    FollowupAction,
-    SlotSet,
-)
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from handoff import lifecycle
 from handoff.conversation import latest_customer_event
 from handoff.delivery import Deliverer
 from handoff.payload import build_handoff_requested
 from handoff.settings import get_settings
-from handoff.store import TASK_NO_AGENT, TASK_WAIT_UPDATE, get_store
+from handoff.store import get_store
 from handoff.triggers import Trigger, load_rules
 
 logger = logging.getLogger(__name__)
@@ -98,7 +92,7 @@ class HandoffAction(Action, metaclass=abc.ABCMeta):
         settings = get_settings()
         try:
             store = get_store(settings.database_url)
-            existing = store.active_handoff(tracker.sender_id)
+            existing = await lifecycle.active_handoff(store, tracker.sender_id)
             if existing is not None:
                 # Already waiting for (or talking to) a person: do not queue the customer twice.
                 dispatcher.utter_message(response="utter_handoff_started")
@@ -112,14 +106,15 @@ class HandoffAction(Action, metaclass=abc.ABCMeta):
                 signals=signals,
                 lead=lead,
             )
-            tasks = {TASK_NO_AGENT: settings.no_agent_timeout}
-            if settings.wait_update_after < settings.no_agent_timeout:
-                tasks[TASK_WAIT_UPDATE] = settings.wait_update_after
-            handoff, outbox = store.create_handoff(payload, tasks=tasks)
+            opened = await lifecycle.open_handoff(store, payload, settings)
         except Exception:
             logger.exception("could not record a handoff for a conversation")
             dispatcher.utter_message(response="utter_handoff_failed")
             return []
+        handoff = opened.handoff
+        if opened.outbox is None:  # another turn recorded one in the meantime
+            dispatcher.utter_message(response="utter_handoff_started")
+            return paused(handoff.id, tracker)
 
         logger.info(
             "handoff %s requested: reason=%s priority=%s queue=%s",
@@ -128,11 +123,11 @@ class HandoffAction(Action, metaclass=abc.ABCMeta):
             trigger.priority,
             trigger.queue,
         )
-        result = await Deliverer(store, settings).deliver(outbox.event_id, timeout=settings.first_delivery_wait)
-        if result.status is not None and not result.delivered and result.status in (400, 404, 410, 413, 422):
+        result = await Deliverer(store, settings).deliver(opened.outbox.event_id, timeout=settings.first_delivery_wait)
+        if result.status is not None and not result.delivered and result.status in lifecycle.PERMANENT_STATUSES:
             # The helpdesk refused this handoff for good: staying paused would leave the
             # customer talking to nobody.
-            store.end_handoff(handoff.id, "delivery_rejected")
+            await lifecycle.end_handoff(store, handoff.id, lifecycle.EndCause.DELIVERY_REJECTED)
             dispatcher.utter_message(response="utter_handoff_failed")
             return []
 
@@ -142,7 +137,7 @@ class HandoffAction(Action, metaclass=abc.ABCMeta):
             wait = response.get("estimated_wait_seconds")
             ticket = response.get("ticket_id")
             wait = int(wait) if isinstance(wait, (int, float)) and wait >= 0 else None
-            store.record_ticket(handoff.id, str(ticket) if ticket is not None else None, wait)
+            await lifecycle.record_ticket(store, handoff.id, str(ticket) if ticket is not None else None, wait)
             if wait is not None:
                 if wait < 60:
                     dispatcher.utter_message(response="utter_handoff_wait_short")
@@ -154,21 +149,10 @@ class HandoffAction(Action, metaclass=abc.ABCMeta):
 
 
 def paused(handoff_id: str, tracker: Tracker | None = None) -> list[EventType]:
-    """Events that pause the conversation for a person.
-
-    The closing ``action_listen`` ends the bot's turn as Rasa's own loop would have (a paused
-    conversation stops predicting before it gets there). Without it Rasa's default rules, which
-    only fire after ``action_listen``, would ignore a customer's ``/restart`` during the handoff.
-    """
-    events: list[EventType] = [SlotSet("handoff_id", handoff_id)]
-    if tracker is not None:
-        # The person takes it from here: no form or pending offer should resume afterwards.
-        if tracker.active_loop.get("name"):
-            events += [ActiveLoop(None), SlotSet("requested_slot", None)]
-        for slot in ("handoff_offered", "escalation", "escalation_trigger"):
-            if tracker.get_slot(slot) is not None:
-                events.append(SlotSet(slot, None))
-    return [*events, ConversationPaused(), ActionExecuted("action_listen")]
+    """Events that pause the conversation for a person (:func:`handoff.lifecycle.pause_events`)."""
+    if tracker is None:
+        return lifecycle.pause_events(handoff_id)
+    return lifecycle.pause_events(handoff_id, tracker.active_loop.get("name"), tracker.current_slot_values())
 
 
 class ActionHandoff(HandoffAction):
@@ -224,16 +208,16 @@ class ActionHandoffResume(Action):
         cause = None
         if handoff_id:
             try:
-                handoff = get_store(get_settings().database_url).get_handoff(handoff_id)
-                cause = handoff.end_cause if handoff else None
+                handoff = await lifecycle.get_handoff(get_store(get_settings().database_url), handoff_id)
+                cause = lifecycle.EndCause.read(handoff.end_cause) if handoff else None
             except Exception:
                 logger.exception("could not read handoff %s", handoff_id)
-        if cause == "no_agent_timeout":
+        if cause is lifecycle.EndCause.NO_AGENT_TIMEOUT:
             dispatcher.utter_message(response="utter_handoff_no_agent")
             return [
                 SlotSet("handoff_id", None),
                 SlotSet("follow_up_handoff_id", handoff_id),
                 FollowupAction("follow_up_form"),
             ]
-        dispatcher.utter_message(response="utter_handoff_cancelled" if cause == "customer_left" else "utter_handoff_back")
+        dispatcher.utter_message(response="utter_handoff_cancelled" if cause is lifecycle.EndCause.CUSTOMER_LEFT else "utter_handoff_back")
         return [SlotSet("handoff_id", None)]

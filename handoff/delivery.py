@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from handoff.lifecycle import PERMANENT_STATUSES  # answers that retrying the same bytes cannot fix
 from handoff.settings import Settings
 from handoff.signing import sign_headers
 from handoff.store import EXPIRED, REJECTED, HandoffStore, OutboxEvent
@@ -25,9 +26,6 @@ logger = logging.getLogger(__name__)
 
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 60.0  # the default of HANDOFF_RETRY_MAX_DELAY
-# Answers that retrying the same bytes cannot fix.
-PERMANENT_STATUSES = {400, 404, 410, 413, 422}
-
 
 def backoff_delay(attempts: int, base: float = BACKOFF_BASE_SECONDS, cap: float = BACKOFF_CAP_SECONDS) -> float:
     """Exponential backoff with "equal jitter": half fixed, half random, capped."""

@@ -31,6 +31,11 @@ ASSIGNED = "assigned"  # an agent joined
 ENDED = "ended"  # handed back or ended by the assistant
 ACTIVE_STATES = (REQUESTED, ASSIGNED)
 
+# End causes stored under an older spelling, and today's (handoff.lifecycle.EndCause). The agent's
+# hand-back was "handback" here and is "handed_back" everywhere now, as in the helpdesk's tickets;
+# old rows are rewritten when a store opens the database.
+RENAMED_END_CAUSES = {"handback": "handed_back"}
+
 # Scheduled task kinds (see handoff/server/tasks.py, which runs them in the Rasa server).
 TASK_NO_AGENT = "no_agent_timeout"  # nobody joined in time: the bot takes the conversation back
 TASK_WAIT_UPDATE = "wait_update"  # tell a waiting customer how it goes
@@ -176,7 +181,9 @@ class Handoff:
 
     @classmethod
     def from_row(cls, row: HandoffRow) -> Handoff:
-        return cls(**{c.name: getattr(row, c.name) for c in HandoffRow.__table__.columns})
+        values = {c.name: getattr(row, c.name) for c in HandoffRow.__table__.columns}
+        values["end_cause"] = RENAMED_END_CAUSES.get(values["end_cause"], values["end_cause"])
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -281,7 +288,16 @@ class HandoffStore:
                 if attempt == 4:
                     raise
                 time.sleep(0.1 * (attempt + 1))
+        self._rename_end_causes()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, future=True)
+
+    def _rename_end_causes(self) -> None:
+        """Rewrite end causes stored under an older spelling (idempotent; nothing else changes)."""
+        with self.engine.begin() as connection:
+            for old, new in RENAMED_END_CAUSES.items():
+                connection.execute(
+                    _handoffs.update().where(_handoffs.c.end_cause == old).values(end_cause=new)
+                )
 
     def close(self) -> None:
         self.engine.dispose()
@@ -363,7 +379,7 @@ class HandoffStore:
                 session.query(HandoffRow)
                 .filter(HandoffRow.id == handoff_id, HandoffRow.state.in_(ACTIVE_STATES))
                 .update(
-                    {"state": ENDED, "end_cause": cause, "ended_at": now, "updated_at": now},
+                    {"state": ENDED, "end_cause": str(cause), "ended_at": now, "updated_at": now},
                     synchronize_session=False,
                 )
             )
@@ -427,7 +443,7 @@ class HandoffStore:
                 session.query(HandoffRow)
                 .filter(HandoffRow.id == handoff_id, HandoffRow.state.in_(ACTIVE_STATES))
                 .update(
-                    {"state": ENDED, "end_cause": cause, "ended_at": now, "updated_at": now},
+                    {"state": ENDED, "end_cause": str(cause), "ended_at": now, "updated_at": now},
                     synchronize_session=False,
                 )
             )

@@ -100,7 +100,7 @@ def test_dead_action_server_hands_off_and_hand_back_does_not_loop(stack, helpdes
     assert stack.helpdesk_event(helpdesk_event("agent.joined", handoff_id, sender)).status_code == 200
     assert stack.helpdesk_event(helpdesk_event("agent.handback", handoff_id, sender)).status_code == 200
     assert stack.tracker(sender)["paused"] is False
-    assert [(h.id, h.state, h.end_cause) for h in handoffs.handoffs(sender)] == [(handoff_id, "ended", "handback")]
+    assert [(h.id, h.state, h.end_cause) for h in handoffs.handoffs(sender)] == [(handoff_id, "ended", "handed_back")]
     assert len(helpdesk.events("handoff.requested", sender)) == 1
 
     # The customer's next message that needs the dead action server hands off again.

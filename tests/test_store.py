@@ -1,6 +1,7 @@
 import time
 import uuid
 
+from handoff.lifecycle import EndCause
 from handoff.store import ASSIGNED, DELIVERED, ENDED, PENDING, REQUESTED, new_event
 
 
@@ -29,10 +30,10 @@ def test_handoff_ends_once(store):
     handoff, _ = store.create_handoff(payload())
     assert store.mark_assigned(handoff.id, "Sanne")
     assert store.get_handoff(handoff.id).state == ASSIGNED
-    assert store.end_handoff(handoff.id, "handback") is True
-    assert store.end_handoff(handoff.id, "handback") is False
+    assert store.end_handoff(handoff.id, EndCause.HANDED_BACK) is True
+    assert store.end_handoff(handoff.id, EndCause.HANDED_BACK) is False
     ended = store.get_handoff(handoff.id)
-    assert ended.state == ENDED and ended.end_cause == "handback" and ended.ended_at
+    assert ended.state == ENDED and ended.end_cause == "handed_back" and ended.ended_at
     assert store.active_handoff("c1") is None
     assert store.mark_assigned(handoff.id, "Piet") is False
 

@@ -154,7 +154,7 @@ async def test_a_handoff_schedules_the_no_agent_timeout_and_the_wait_update(rece
 
 @pytest.mark.parametrize(
     ("cause", "response"),
-    [("handback", "utter_handoff_back"), ("customer_left", "utter_handoff_cancelled"), (None, "utter_handoff_back")],
+    [("handed_back", "utter_handoff_back"), ("handback", "utter_handoff_back"), ("customer_left", "utter_handoff_cancelled"), (None, "utter_handoff_back")],
 )
 async def test_taking_back_says_what_fits_how_the_handoff_ended(store, cause, response):
     handoff = requested(store)

@@ -23,6 +23,7 @@ from rasa.utils.endpoints import EndpointConfig
 
 from handoff.conversation import is_external
 from handoff.delivery import OutboxWorker
+from handoff.lifecycle import EndCause
 from handoff.server.patches import action_failure, speedups
 from handoff.settings import Settings, get_settings
 from handoff.store import REQUESTED, TASK_RESUME, HandoffStore, get_store, new_event, utc_iso
@@ -32,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 # Intents that are commands to Rasa rather than something said to the agent.
 COMMAND_INTENTS = {"restart", "session_start"}
-ENDING_EVENTS = {"restart": "customer_restart", "session_started": "session_expired"}
+ENDING_EVENTS = {"restart": EndCause.CUSTOMER_RESTART, "session_started": EndCause.SESSION_EXPIRED}
 
 
 class HandoffEventBroker(EventBroker):
@@ -89,8 +90,8 @@ class HandoffEventBroker(EventBroker):
                 # the conversation back (a task, run after this turn has released its lock).
                 ended = self.store.end_and_enqueue(
                     handoff.id,
-                    "customer_left",
-                    new_event("handoff.ended", handoff.id, conversation_id, cause="customer_left"),
+                    EndCause.CUSTOMER_LEFT,
+                    new_event("handoff.ended", handoff.id, conversation_id, cause=EndCause.CUSTOMER_LEFT.value),
                     task=TASK_RESUME,
                 )
                 if ended:
@@ -102,7 +103,7 @@ class HandoffEventBroker(EventBroker):
 
         cause = ENDING_EVENTS[kind]
         ended = self.store.end_and_enqueue(
-            handoff.id, cause, new_event("handoff.ended", handoff.id, conversation_id, cause=cause)
+            handoff.id, cause, new_event("handoff.ended", handoff.id, conversation_id, cause=cause.value)
         )
         if ended:
             logger.info("handoff %s ended by the assistant: %s", handoff.id, cause)

@@ -35,9 +35,11 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from handoff import privacy
+from handoff.lifecycle import EndCause
 from handoff.schemas import validate_inbound
 from handoff.server import limits
-from handoff.server.tasks import TaskRunner, output_channel_for, resume
+from handoff.server.lifecycle import output_channel_for, push, take_back
+from handoff.server.tasks import TaskRunner
 from handoff.server.tracker_store import sql_engine
 from handoff.settings import SettingsError, get_settings
 from handoff.signing import SignatureError, verify_request
@@ -210,10 +212,10 @@ class HelpdeskInput(InputChannel):
         store = get_store(settings.database_url)
         event_id, handoff_id = body["event_id"], body["handoff_id"]
         conversation_id = body["conversation_id"]
-        if store.inbound_seen(event_id):
+        if await asyncio.to_thread(store.inbound_seen, event_id):
             return response.json({"status": "duplicate", "event_id": event_id})
 
-        handoff = store.get_handoff(handoff_id)
+        handoff = await asyncio.to_thread(store.get_handoff, handoff_id)
         agent = request.app.ctx.agent
         if handoff is None or handoff.conversation_id != conversation_id:
             return _error(404, "unknown handoff for this conversation")
@@ -222,9 +224,9 @@ class HelpdeskInput(InputChannel):
 
         async with agent.lock_store.lock(conversation_id):
             # Checked again inside the lock: a concurrent retry or a restart may have won.
-            if store.inbound_seen(event_id):
+            if await asyncio.to_thread(store.inbound_seen, event_id):
                 return response.json({"status": "duplicate", "event_id": event_id})
-            handoff = store.get_handoff(handoff_id)
+            handoff = await asyncio.to_thread(store.get_handoff, handoff_id)
             if handoff is None or not handoff.is_active:
                 cause = handoff.end_cause if handoff else None
                 return _error(409, f"the handoff is not active (ended: {cause})")
@@ -233,11 +235,11 @@ class HelpdeskInput(InputChannel):
             agent_name = (body.get("agent") or {}).get("name") or "A colleague"
             kind = body["event"]
             if kind == "agent.handback":
-                if not store.end_handoff(handoff_id, "handback"):
+                if not await asyncio.to_thread(store.end_handoff, handoff_id, EndCause.HANDED_BACK):
                     return _error(409, "the handoff is not active")
-                await resume(agent, tracker, output)
+                await take_back(agent, tracker, output)
             else:
-                store.mark_assigned(handoff_id, agent_name)
+                await asyncio.to_thread(store.mark_assigned, handoff_id, agent_name)
                 if kind == "agent.joined":
                     event = await self._joined_notice(agent, tracker, output, agent_name)
                 else:
@@ -245,10 +247,8 @@ class HelpdeskInput(InputChannel):
                         text=body["text"],
                         metadata={"handoff_role": "agent", "agent_name": agent_name},
                     )
-                tracker.update(event)
-                await agent.processor.execute_side_effects([event], tracker, output)
-                await agent.processor.save_tracker(tracker)
-            store.record_inbound(event_id, handoff_id, kind)
+                await push(agent, tracker, output, event)
+            await asyncio.to_thread(store.record_inbound, event_id, handoff_id, kind)
         logger.info("helpdesk event %s for handoff %s done", kind, handoff_id)
         return response.json({"status": "ok", "event_id": event_id})
 

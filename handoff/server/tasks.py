@@ -35,10 +35,11 @@ import math
 import time
 from typing import Any
 
-from rasa.core.channels.channel import CollectingOutputChannel, OutputChannel
-from rasa.shared.core.events import BotUttered, ConversationResumed
+from rasa.shared.core.events import BotUttered
 
 from handoff import privacy
+from handoff.lifecycle import EndCause
+from handoff.server.lifecycle import locked_tracker, output_channel_for, push, take_back
 from handoff.server.tracker_store import sql_engine
 from handoff.settings import Settings, get_settings
 from handoff.store import (
@@ -56,9 +57,7 @@ from handoff.store import (
 
 logger = logging.getLogger(__name__)
 
-HANDBACK_INTENT = "EXTERNAL_handback"
 STILL_WAITING_RESPONSE = "utter_handoff_still_waiting"
-NO_AGENT_CAUSE = "no_agent_timeout"
 #: How long one process holds a task before another may take it over (a crashed process).
 LEASE_SECONDS = 60.0
 #: When a task fails (e.g. the tracker store is briefly unavailable), try again after this long.
@@ -155,7 +154,7 @@ class TaskRunner:
         elif task.kind == TASK_RESUME:
             await self._take_back(agent, handoff.conversation_id)
         elif task.kind == TASK_FOLLOW_UP_DEADLINE:
-            body = new_event("handoff.ended", handoff.id, handoff.conversation_id, cause=NO_AGENT_CAUSE, follow_up=None)
+            body = new_event("handoff.ended", handoff.id, handoff.conversation_id, cause=EndCause.NO_AGENT_TIMEOUT.value, follow_up=None)
             if await asyncio.to_thread(self.store.enqueue_once, body):
                 logger.info("handoff %s ended without a follow-up detail", handoff.id)
         else:
@@ -164,7 +163,7 @@ class TaskRunner:
     async def _no_agent(self, agent: Any, handoff: Handoff) -> None:
         if handoff.state != REQUESTED:
             return  # an agent joined, or the handoff ended otherwise
-        if not await asyncio.to_thread(self.store.end_handoff, handoff.id, NO_AGENT_CAUSE):
+        if not await asyncio.to_thread(self.store.end_handoff, handoff.id, EndCause.NO_AGENT_TIMEOUT):
             return
         await asyncio.to_thread(
             self.store.schedule, handoff.id, handoff.conversation_id, TASK_FOLLOW_UP_DEADLINE, self.settings.follow_up_wait
@@ -179,8 +178,7 @@ class TaskRunner:
         if left <= 0:
             return
         ahead = await asyncio.to_thread(self.store.waiting_ahead, handoff)
-        async with agent.lock_store.lock(handoff.conversation_id):
-            tracker = await agent.processor.get_tracker(handoff.conversation_id)
+        async with locked_tracker(agent, handoff.conversation_id) as tracker:
             if not tracker.is_paused():
                 return
             output = output_channel_for(self.app, tracker)
@@ -196,39 +194,14 @@ class TaskRunner:
             event = BotUttered(
                 text=message.get("text"), metadata={"handoff_role": "notice", "notice": "still_waiting"}
             )
-            tracker.update(event)
-            await agent.processor.execute_side_effects([event], tracker, output)
-            await agent.processor.save_tracker(tracker)
+            await push(agent, tracker, output, event)
         if left > self.settings.wait_update_after:
             await asyncio.to_thread(
                 self.store.schedule, handoff.id, handoff.conversation_id, TASK_WAIT_UPDATE, self.settings.wait_update_after
             )
 
     async def _take_back(self, agent: Any, conversation_id: str) -> None:
-        async with agent.lock_store.lock(conversation_id):
-            tracker = await agent.processor.get_tracker(conversation_id)
+        async with locked_tracker(agent, conversation_id) as tracker:
             if not tracker.is_paused():
                 return  # already the bot's again (a /restart, say)
-            await resume(agent, tracker, output_channel_for(self.app, tracker))
-
-
-async def resume(agent: Any, tracker: Any, output: OutputChannel) -> None:
-    """Un-pause and let ``action_handoff_resume`` pick up (it reads how the handoff ended).
-
-    The conversation's lock must be held. Resume comes first: ``trigger_intent`` does nothing while
-    a conversation is paused.
-    """
-    tracker.update(ConversationResumed())
-    await agent.processor.trigger_external_user_uttered(HANDBACK_INTENT, None, tracker, output)
-
-
-def output_channel_for(app: Any, tracker: Any) -> OutputChannel:
-    """The output channel of the input channel the customer last wrote on (as Rasa's
-    ``output_channel=latest``), or a collecting one when that channel cannot take pushes."""
-    latest = tracker.get_latest_input_channel()
-    for channel in getattr(app.ctx, "input_channels", None) or []:
-        if channel.name() == latest:
-            output = channel.get_output_channel()
-            if output is not None:
-                return output
-    return CollectingOutputChannel()
+            await take_back(agent, tracker, output_channel_for(self.app, tracker))

@@ -10,7 +10,7 @@ the Rasa process itself, without the action server:
   ``action_failed``, the failed action's name in ``trigger.action``) in the handoff store, with
   the same timers as any handoff, and leaves delivery to the outbox worker of this process;
 - it tells the customer ``utter_handoff_technical`` in their language and returns the events
-  that pause the conversation (the shape of ``paused()`` in ``actions/handoff_actions.py``).
+  that pause the conversation (:func:`handoff.lifecycle.pause_events`, as the action server does).
 
 It leaves Rasa's own behaviour alone (the exception is raised again) when:
 
@@ -34,7 +34,6 @@ from ``endpoints.yml``. Logs carry ids and action names only, never what the cus
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import weakref
@@ -42,24 +41,20 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from rasa.shared.core.constants import (
-    ACTION_LISTEN_NAME,
     ACTION_VALIDATE_SLOT_MAPPINGS,
-    REQUESTED_SLOT,
 )
 from rasa.shared.core.events import (
-    ActionExecuted,
-    ActiveLoop,
-    ConversationPaused,
     Event,
     SlotSet,
 )
 from rasa.shared.core.trackers import EventVerbosity
 
+from handoff import lifecycle
 from handoff.conversation import is_external, latest_customer_event
 from handoff.language import detect_language
 from handoff.payload import build_handoff_requested
-from handoff.settings import Settings, get_settings
-from handoff.store import TASK_NO_AGENT, TASK_WAIT_UPDATE, get_store
+from handoff.settings import get_settings
+from handoff.store import get_store
 from handoff.triggers import load_rules
 
 if TYPE_CHECKING:
@@ -78,8 +73,6 @@ RESPONSE = "utter_handoff_technical"
 FALLBACK_RESPONSE = "utter_handoff_started"
 LANGUAGE_SLOT = "language"
 LANGUAGES = ("en", "nl")
-# Slots of an offer or escalation in progress: the person takes it from here.
-PENDING_SLOTS = ("handoff_offered", "escalation", "escalation_trigger")
 
 _MARK = "_handoff_action_failure"
 # Called after a handoff was recorded (the outbox worker's wake), weakly so that a closed
@@ -204,19 +197,6 @@ def choose_language(
     return detected, True
 
 
-def _record(conversation_id: str, payload: dict[str, Any], settings: Settings) -> tuple[str, bool]:
-    """Record the handoff (or find the active one): its id and whether it is new."""
-    store = get_store(settings.database_url)
-    existing = store.active_handoff(conversation_id)
-    if existing is not None:
-        return existing.id, False
-    tasks = {TASK_NO_AGENT: settings.no_agent_timeout}
-    if settings.wait_update_after < settings.no_agent_timeout:
-        tasks[TASK_WAIT_UPDATE] = settings.wait_update_after
-    handoff, _ = store.create_handoff(payload, tasks=tasks)
-    return handoff.id, True
-
-
 async def _announce(
     output_channel: OutputChannel, nlg: NaturalLanguageGenerator, tracker: DialogueStateTracker, language: str
 ) -> list[Event]:
@@ -280,7 +260,8 @@ async def hand_off_failed_action(
             signals=[SIGNAL],
         )
         payload["trigger"]["action"] = action_name
-        handoff_id, created = await asyncio.to_thread(_record, conversation_id, payload, settings)
+        opened = await lifecycle.open_handoff(get_store(settings.database_url), payload, settings)
+        handoff_id, created = opened.handoff.id, opened.created
     except Exception as exc:
         logger.error(
             "custom action %s failed (%s) and no handoff could be recorded for conversation %s (%s)",
@@ -311,14 +292,9 @@ async def hand_off_failed_action(
         )
 
     result: list[Event] = await _announce(output_channel, nlg, tracker, language)
-    result.append(SlotSet("handoff_id", handoff_id))
+    found = []
     if detected and LANGUAGE_SLOT in tracker.slots and slots.get(LANGUAGE_SLOT) != language:
-        result.append(SlotSet(LANGUAGE_SLOT, language))
-    # As paused() does: no form or pending offer should resume after the person.
-    if tracker.active_loop_name:
-        result += [ActiveLoop(None), SlotSet(REQUESTED_SLOT, None)]
-    result += [SlotSet(slot, None) for slot in PENDING_SLOTS if slot in tracker.slots and slots.get(slot) is not None]
-    # The closing action_listen ends the turn as Rasa's loop would have (see paused()), so that
-    # Rasa's default rules still see a customer's /restart during the handoff.
-    return [*result, ConversationPaused(), ActionExecuted(ACTION_LISTEN_NAME)]
-
+        found.append(lifecycle.slot_event(LANGUAGE_SLOT, language))
+    # The same events as a handoff the action server opens (handoff.lifecycle.pause_events).
+    pause = lifecycle.pause_events(handoff_id, tracker.active_loop_name, slots, extra=found)
+    return result + [Event.from_parameters(event) for event in pause]
