@@ -24,7 +24,7 @@ from rasa.utils.endpoints import EndpointConfig
 from handoff.conversation import is_external
 from handoff.delivery import OutboxWorker
 from handoff.lifecycle import EndCause
-from handoff.server.patches import action_failure, speedups
+from handoff.server import patches
 from handoff.settings import Settings, get_settings
 from handoff.store import REQUESTED, TASK_RESUME, HandoffStore, get_store, new_event, utc_iso
 from handoff.triggers import load_rules
@@ -43,10 +43,9 @@ class HandoffEventBroker(EventBroker):
         self.settings = settings
         self.store = store
         self.worker = OutboxWorker(store, settings)
-        # A failing custom action hands off from this process (Rasa 3.6 has no hook for it).
-        action_failure.install(on_recorded=self.worker.wake)
-        # Check action server answers with a validator built once (handoff/server/patches/speedups.py).
-        speedups.install()
+        # The Rasa patches (a failing custom action hands off; the speed-ups), as the helpdesk
+        # channel installs them too: whichever the configuration loads, they are in place.
+        patches.install(on_recorded=self.worker.wake)
         if start_worker:
             self.worker.start()
 

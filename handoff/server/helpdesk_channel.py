@@ -37,7 +37,7 @@ from sanic.response import HTTPResponse
 from handoff import privacy
 from handoff.lifecycle import EndCause
 from handoff.schemas import validate_inbound
-from handoff.server import limits
+from handoff.server import limits, patches
 from handoff.server.lifecycle import output_channel_for, push, take_back
 from handoff.server.tasks import TaskRunner
 from handoff.server.tracker_store import sql_engine
@@ -154,6 +154,10 @@ class HelpdeskInput(InputChannel):
         return cls()
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        # The Rasa patches, as the event broker installs them too (idempotent): see
+        # handoff/server/patches/__init__.py. Rasa builds the channels' blueprints in every
+        # server process before it serves.
+        patches.install()
         webhook = Blueprint("helpdesk_webhook", __name__)
 
         @webhook.route("/", methods=["GET"])

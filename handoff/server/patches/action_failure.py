@@ -28,8 +28,8 @@ It leaves Rasa's own behaviour alone (the exception is raised again) when:
   customer's next message that needs a failing action hands off again;
 - the handoff cannot be recorded (the store fails): without a record nobody would come.
 
-Installed by :class:`handoff.server.broker.HandoffEventBroker`, which every Rasa server process loads
-from ``endpoints.yml``. Logs carry ids and action names only, never what the customer wrote.
+Installed by :func:`handoff.server.patches.install` (the patch ``action_failure``, switched off
+with ``HANDOFF_PATCH_ACTION_FAILURE=off``). Logs carry ids and action names only, never what the customer wrote.
 """
 
 from __future__ import annotations

@@ -24,7 +24,10 @@ only the group of the current action plus the rules that name none, with Rasa's 
 class of each stored event, for every event of the conversation on every read of the tracker.
 :func:`install` remembers the class found for each event type.
 
-Installed by :class:`handoff.server.broker.HandoffEventBroker`, which every Rasa server process loads.
+Each is one patch of :mod:`handoff.server.patches` (``action_response_validator``,
+``rule_states``, ``rule_index``, ``event_classes``), installed with the others by
+:func:`handoff.server.patches.install` and turned off one by one with
+``HANDOFF_PATCH_<NAME>=off`` (docs/RASA_PATCHES.md).
 """
 
 from __future__ import annotations
@@ -118,18 +121,67 @@ def _resolve_by_type(type_name: str, default: type[Event] | None = None) -> type
     return found
 
 
-def install() -> None:
-    """Use the cached validator, the parsed rules, the rule index and the event classes (idempotent)."""
+def install_action_response_validator() -> None:
     RemoteAction._validate_action_result = _validate_action_result
+
+
+def uninstall_action_response_validator() -> None:
+    RemoteAction._validate_action_result = _ORIGINAL
+
+
+def install_rule_states() -> None:
     RulePolicy._rule_key_to_state = staticmethod(_rule_key_to_state)
+
+
+def uninstall_rule_states() -> None:
+    RulePolicy._rule_key_to_state = _ORIGINAL_RULE_KEY_TO_STATE
+
+
+def install_rule_index() -> None:
     RulePolicy._get_possible_keys = _get_possible_keys
+
+
+def uninstall_rule_index() -> None:
+    RulePolicy._get_possible_keys = _ORIGINAL_GET_POSSIBLE_KEYS
+    _indexes.clear()
+
+
+def install_event_classes() -> None:
     Event.resolve_by_type = staticmethod(_resolve_by_type)
 
 
-def uninstall() -> None:
-    RemoteAction._validate_action_result = _ORIGINAL
-    RulePolicy._rule_key_to_state = _ORIGINAL_RULE_KEY_TO_STATE
-    RulePolicy._get_possible_keys = _ORIGINAL_GET_POSSIBLE_KEYS
+def uninstall_event_classes() -> None:
     Event.resolve_by_type = _ORIGINAL_RESOLVE_BY_TYPE
-    _indexes.clear()
     _event_classes.clear()
+
+
+def installed_action_response_validator() -> bool:
+    return RemoteAction._validate_action_result is _validate_action_result
+
+
+def installed_rule_states() -> bool:
+    return RulePolicy.__dict__["_rule_key_to_state"] is not _ORIGINAL_RULE_KEY_TO_STATE
+
+
+def installed_rule_index() -> bool:
+    return RulePolicy.__dict__["_get_possible_keys"] is _get_possible_keys
+
+
+def installed_event_classes() -> bool:
+    return Event.__dict__["resolve_by_type"] is not _ORIGINAL_RESOLVE_BY_TYPE
+
+
+def install() -> None:
+    """All four speed-ups at once (idempotent); :func:`handoff.server.patches.install` installs
+    them one by one, as their switches say."""
+    install_action_response_validator()
+    install_rule_states()
+    install_rule_index()
+    install_event_classes()
+
+
+def uninstall() -> None:
+    uninstall_action_response_validator()
+    uninstall_rule_states()
+    uninstall_rule_index()
+    uninstall_event_classes()
