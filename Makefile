@@ -16,7 +16,7 @@ export RASA_TELEMETRY_ENABLED := false
 # Rasa 3.6 and its dependencies print pages of deprecation warnings; they say nothing about this project.
 export PYTHONWARNINGS := ignore::DeprecationWarning,ignore::PendingDeprecationWarning
 
-.PHONY: help install run shell train validate lint eval test test-unit test-stories test-nlu test-e2e browsers clean bench
+.PHONY: help install run shell train validate lint eval test test-unit test-services test-stories test-nlu test-e2e browsers clean bench
 
 help: ## List the commands
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -49,8 +49,11 @@ lint: install ## Static checks of the Python code, and the import layers (pyproj
 	$(BIN)/ruff check handoff helpdesk actions tests scripts
 	$(BIN)/lint-imports --no-cache
 
-test-unit: install ## Fast tests: actions, signing, payloads, storage, channel, helpdesk
-	$(BIN)/pytest -m "not e2e" -q
+test-unit: install ## Fast tests (tests/unit and beside it), no PostgreSQL or Redis needed
+	$(BIN)/pytest -m "not e2e and not postgres and not redis" -q
+
+test-services: install ## The fast tests that need PostgreSQL or Redis (markers postgres, redis; CI provides both)
+	$(BIN)/pytest -m "not e2e and (postgres or redis)" -q
 
 test-stories: train ## Dialogue paths in tests/test_stories.yml against the trained model
 	@mkdir -p var
@@ -75,7 +78,7 @@ browsers: ## Install Chromium for the browser tests (Debian's package) when it i
 test-e2e: train browsers ## The real Rasa server and action server on loopback, the whole handoff loop
 	$(BIN)/pytest -m e2e -q
 
-test: lint validate test-unit test-stories test-nlu test-e2e ## Everything, in CI order (installs and trains when needed)
+test: lint validate test-unit test-services test-stories test-nlu test-e2e ## Everything, in CI order (installs and trains when needed)
 
 bench: train ## Load benchmark: throughput and latencies at 1, 20 and 50 concurrent conversations vs a bare Rasa bot
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)

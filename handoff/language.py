@@ -112,7 +112,7 @@ NUMBER_KEYS = ("min_score", "margin", "ratio")
 
 # Every expression here runs in time linear in the message, however long one token is (a customer
 # can paste 16,000 characters without a space): no unbounded quantifier is retried from each
-# position of a long token. tests/test_text_cost.py checks the growth.
+# position of a long token. tests/unit/handoff/test_text_cost.py checks the growth.
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)*|'[tsn]\b")
 # An e-mail address is a whole whitespace-separated chunk with an "@" inside it. Only tried where a
 # chunk starts: tried from every position, `\S+@` rescans the rest of a long token each time.

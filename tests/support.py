@@ -122,3 +122,88 @@ def signed(body: dict[str, Any] | bytes, secret: str = TEST_SECRET, now: float |
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     event_id = body.get("event_id", "x") if isinstance(body, dict) else "x"
     return raw, sign_headers(secret, raw, event_id, now=now)
+
+
+# -- contract messages as the helpdesk and the assistant send them (docs/schemas) ---------------
+
+
+def _ids() -> dict:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "handoff_id": str(uuid.uuid4()),
+        "conversation_id": "5f1c2d3e-customer",
+    }
+
+
+def handoff_requested(**overrides) -> dict:
+    body = {
+        "event": "handoff.requested",
+        **_ids(),
+        "sent_at": "2024-05-01T12:00:00Z",
+        "reason": "frustration",
+        "reason_text": "The customer is frustrated after two failed answers about a refund.",
+        "trigger": {
+            "intent": "complain",
+            "confidence": 0.93,
+            "text": "THIS IS USELESS",
+            "signals": ["caps", "repeated_fallback"],
+        },
+        "priority": "high",
+        "queue": "support",
+        "language": "en",
+        "customer": {"name": "Ada Lovelace", "email": "ada@example.com"},
+        "channel": {"name": "socketio", "browser": "Firefox 126", "page": "/orders"},
+        "transcript": [
+            {
+                "role": "customer",
+                "text": "where is my refund",
+                "timestamp": "2024-05-01T11:58:00Z",
+                "intent": "ask_refund",
+                "confidence": 0.41,
+            },
+            {
+                "role": "bot",
+                "text": "Sorry, I did not get that.",
+                "timestamp": "2024-05-01T11:58:01Z",
+            },
+            {
+                "role": "customer",
+                "text": "THIS IS USELESS",
+                "timestamp": "2024-05-01T11:59:30+00:00",
+                "intent": "complain",
+                "confidence": 0.93,
+            },
+        ],
+    }
+    body.update(overrides)
+    return body
+
+
+def conversation_message(**overrides) -> dict:
+    body = {
+        "event": "conversation.message",
+        **_ids(),
+        "sent_at": "2024-05-01T12:01:00Z",
+        "message": {"role": "customer", "text": "hello?", "timestamp": "2024-05-01T12:01:00Z"},
+    }
+    body.update(overrides)
+    return body
+
+
+def handoff_ended(**overrides) -> dict:
+    body = {
+        "event": "handoff.ended",
+        **_ids(),
+        "sent_at": "2024-05-01T12:05:00Z",
+        "cause": "customer_left",
+    }
+    body.update(overrides)
+    return body
+
+
+def agent_event(event: str, **overrides) -> dict:
+    body = {"event": event, **_ids(), "agent": {"name": "Grace"}}
+    if event == "agent.message":
+        body["text"] = "Hi, I am looking at your refund now."
+    body.update(overrides)
+    return body

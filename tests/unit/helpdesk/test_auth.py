@@ -36,18 +36,8 @@ from helpdesk.auth import (
 )
 from helpdesk.db import AgentSession, create_engine_for, init_database, utcnow
 from helpdesk.sessions import SESSION_IDLE_TIMEOUT, SESSION_MAX_AGE, SessionStore, hash_token
-from tests.test_helpdesk import (  # noqa: F401 - assistant, database_url, helpdesk: fixtures
-    GRACE,
-    assistant,
-    database_url,
-    deliver,
-    helpdesk,
-    make_app,
-    make_settings,
-    request_handoff,
-    sign_in,
-)
-from tests.test_schemas import handoff_requested
+from tests.helpdesk_support import GRACE, deliver, make_app, make_settings, request_handoff, sign_in
+from tests.support import handoff_requested
 
 # --- HELPDESK_AGENTS ------------------------------------------------------------------------------
 

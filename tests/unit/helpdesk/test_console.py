@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import re
 import time
@@ -13,26 +12,23 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from handoff.schemas import validate_inbound
-from handoff.settings import load_settings
-from handoff.signing import SignatureError, sign_headers, verify_request
-from helpdesk.app import create_app
-from helpdesk.auth import Agent, AgentDirectory
+from handoff.signing import sign_headers
 from helpdesk.db import HANDED_BACK, Ticket, create_engine_for, init_database, utcnow
 from helpdesk.presentation import browser_label, customer_fields, is_verified
 from helpdesk.store import TicketStore
-from tests.test_schemas import conversation_message, handoff_ended, handoff_requested
-
-SECRET = "helpdesk-test-secret-0123456789"
-GRACE = Agent(login="grace", name="Grace", password="grace-password-1")
-ALAN = Agent(login="alan", name="Alan", password="alan-password-2")
-
-
-def make_agents() -> AgentDirectory:
-    return AgentDirectory([GRACE, ALAN])
+from tests.helpdesk_support import (
+    SECRET,
+    deliver,
+    make_app,
+    make_settings,
+    page,
+    request_handoff,
+    sign_in,
+)
+from tests.support import conversation_message, handoff_ended, handoff_requested
 
 
 class FormParser(HTMLParser):
@@ -50,110 +46,6 @@ class FormParser(HTMLParser):
         for key in ("action", "formaction"):
             if attributes.get(key):
                 self.actions.add(attributes[key])
-
-
-class StandInAssistant:
-    """The assistant's ``/webhooks/helpdesk/webhook``: verifies signatures, records bodies and
-    answers with ``status`` / ``answer``."""
-
-    def __init__(self) -> None:
-        self.url = ""  # set once the test server runs
-        self.received: list[tuple[dict[str, str], dict[str, Any]]] = []
-        self.status = 200
-        self.answer: dict[str, Any] = {"status": "ok"}
-        self.app = web.Application()
-        self.app.router.add_post("/webhooks/helpdesk/webhook", self._handle)
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        raw = await request.read()
-        try:
-            verify_request(SECRET, request.headers, raw, tolerance=300)
-        except SignatureError as exc:
-            return web.json_response({"message": str(exc)}, status=401)
-        self.received.append((dict(request.headers), json.loads(raw)))
-        return web.json_response(self.answer, status=self.status)
-
-    @property
-    def bodies(self) -> list[dict[str, Any]]:
-        return [body for _headers, body in self.received]
-
-
-@pytest.fixture
-async def assistant():
-    stand_in = StandInAssistant()
-    server = TestServer(stand_in.app)
-    await server.start_server()
-    stand_in.url = str(server.make_url("")).rstrip("/")
-    yield stand_in
-    await server.close()
-
-
-def make_settings(rasa_url: str, **overrides: Any):
-    return dataclasses.replace(
-        load_settings(), secret=SECRET, rasa_url=rasa_url, delivery_timeout=5.0, **overrides
-    )
-
-
-@pytest.fixture
-def database_url(tmp_path) -> str:
-    return f"sqlite:///{tmp_path / 'helpdesk-test.db'}"
-
-
-def make_app(settings, database_url: str) -> web.Application:
-    return create_app(settings, database_url=database_url, agents=make_agents())
-
-
-async def sign_in(client: TestClient, agent: Agent = GRACE) -> None:
-    """Sign ``client`` in as ``agent`` through the sign-in form."""
-    response = await client.post(
-        "/login",
-        data={"login": agent.login, "password": agent.password},
-        allow_redirects=False,
-    )
-    assert response.status == 303, await response.text()
-
-
-@pytest.fixture
-async def helpdesk(assistant, database_url):
-    """The helpdesk, with a browser signed in as Grace."""
-    app = make_app(make_settings(assistant.url), database_url)
-    client = TestClient(TestServer(app))
-    await client.start_server()
-    await sign_in(client, GRACE)
-    yield client
-    await client.close()
-
-
-@pytest.fixture
-async def alan(helpdesk):
-    """A second agent's browser (its own cookies) on the same helpdesk, signed in as Alan."""
-    client = TestClient(helpdesk.server)
-    await client.start_server()
-    await sign_in(client, ALAN)
-    yield client
-    await client.session.close()
-
-
-async def deliver(client: TestClient, body: Any, *, raw: bytes | None = None, **sign: Any):
-    """POST a signed body to /webhook; return (status, parsed JSON answer)."""
-    data = raw if raw is not None else json.dumps(body).encode()
-    event_id = body.get("event_id", str(uuid.uuid4())) if isinstance(body, dict) else "x"
-    headers = sign_headers(sign.pop("secret", SECRET), data, event_id, **sign)
-    response = await client.post("/webhook", data=data, headers=headers)
-    return response.status, await response.json()
-
-
-async def request_handoff(client: TestClient, **fields: Any) -> tuple[dict, dict]:
-    body = handoff_requested(**fields)
-    status, answer = await deliver(client, body)
-    assert status == 200, answer
-    return body, answer
-
-
-async def page(client: TestClient, path: str) -> str:
-    response = await client.get(path)
-    assert response.status == 200
-    return await response.text()
 
 
 # --- webhook ------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ client manager that speaks JSON instead of pickle.
 The channel's handlers are driven on its real python-socketio ``AsyncServer``: sockets are
 connected in its client manager and what the server sends them is read where python-socketio
 hands packets to engine.io. The Redis tests use the Redis on 127.0.0.1:6379, each on a channel of
-its own. tests/test_e2e_attack_socketio.py attacks the running stack over the network.
+its own. tests/e2e/test_attack_socketio.py attacks the running stack over the network.
 """
 
 from __future__ import annotations
@@ -395,6 +395,7 @@ async def wait_until(predicate, timeout=5.0):
         await asyncio.sleep(0.02)
 
 
+@pytest.mark.redis
 async def test_two_processes_exchange_an_emit_as_json():
     channel = f"socketio-test-{uuid.uuid4().hex[:8]}"
     spy = await redis_client()
@@ -428,6 +429,7 @@ async def test_two_processes_exchange_an_emit_as_json():
         await spy.close()
 
 
+@pytest.mark.redis
 async def test_a_pickled_message_on_the_channel_is_dropped_not_run(caplog):
     channel = f"socketio-test-{uuid.uuid4().hex[:8]}"
     publisher = await redis_client()

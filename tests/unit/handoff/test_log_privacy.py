@@ -18,7 +18,7 @@ from handoff.signing import sign_headers
 from handoff.store import new_event
 from helpdesk.app import create_app
 from helpdesk.auth import Agent, AgentDirectory
-from tests.test_schemas import handoff_requested
+from tests.support import handoff_requested
 
 PRIVATE = "Quentin Zwartbol, Lindenlaan 77, +31 6 9876 5432"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from pathlib import Path
 
 import psycopg2
 import pytest
@@ -24,8 +23,9 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy.engine import make_url
 
 from handoff.server.tracker_store import HandoffSQLTrackerStore
+from handoff.settings import PROJECT_ROOT
 
-DOMAIN = Domain.from_path(Path(__file__).resolve().parents[1] / "domain.yml")
+DOMAIN = Domain.from_path(PROJECT_ROOT / "domain.yml")
 
 
 class CollectingBroker(EventBroker):
@@ -142,6 +142,7 @@ def postgres_database():
     admin.close()
 
 
+@pytest.mark.postgres
 async def test_same_rows_events_and_publications_as_rasa_on_postgresql(postgres_database):
     url = postgres_database
 

@@ -1,4 +1,4 @@
-"""The helpdesk channel's refusals, found by fuzzing it (tests/test_e2e_fuzz.py), on a Sanic app.
+"""The helpdesk channel's refusals, found by fuzzing it (tests/e2e/test_fuzz.py), on a Sanic app.
 
 Each case reaches the channel over HTTP (sanic-testing) and must be refused with the right 4xx
 before anything is looked up or stored.

@@ -28,8 +28,7 @@ import requests
 
 from handoff.settings import PROJECT_ROOT
 from tests.stack import BIN, free_port
-from tests.support import TEST_SECRET, Receiver, signed
-from tests.test_schemas import handoff_requested
+from tests.support import TEST_SECRET, Receiver, handoff_requested, signed
 
 pytestmark = pytest.mark.e2e
 

@@ -32,7 +32,7 @@ from handoff.store import DELIVERED, HandoffStore, new_event
 from tests.stack import BIN, MODEL, Stack, free_port
 from tests.support import Receiver, helpdesk_event, signed
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = os.environ.get("TEST_REDIS_URL") or "redis://127.0.0.1:6379/0"

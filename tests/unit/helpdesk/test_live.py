@@ -14,15 +14,8 @@ import pytest
 
 from helpdesk.live import RESYNC, Change, LiveUpdates
 from helpdesk.locks import TicketLocks
-from tests.test_helpdesk import (  # noqa: F401 - alan, assistant, database_url, helpdesk: fixtures
-    alan,
-    assistant,
-    database_url,
-    deliver,
-    helpdesk,
-    request_handoff,
-)
-from tests.test_schemas import conversation_message, handoff_ended
+from tests.helpdesk_support import deliver, request_handoff
+from tests.support import conversation_message, handoff_ended
 
 
 class EventStream:

@@ -1,7 +1,7 @@
 """handoff.server.socketio.SharedSocketIOInput: Rasa's socket.io channel, plus a Redis client manager.
 
 These check the configuration only (no Redis connection is opened before the server starts);
-tests/test_e2e_two_processes.py pushes through Redis between two real Rasa processes.
+tests/e2e/test_two_processes.py pushes through Redis between two real Rasa processes.
 """
 
 from __future__ import annotations

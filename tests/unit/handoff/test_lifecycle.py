@@ -7,7 +7,7 @@ from rasa_sdk import events as sdk
 from handoff import lifecycle
 from handoff.lifecycle import EndCause
 from handoff.store import HandoffStore
-from tests.test_schemas import handoff_requested
+from tests.support import handoff_requested
 
 
 def test_end_causes_keep_their_stored_values():
