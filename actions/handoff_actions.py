@@ -19,7 +19,7 @@ from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from handoff import lifecycle
-from handoff.conversation import latest_customer_event
+from handoff.conversation import latest_customer_event, since_bot_took_charge
 from handoff.delivery import Deliverer
 from handoff.payload import build_handoff_requested
 from handoff.settings import get_settings
@@ -29,17 +29,6 @@ from handoff.triggers import Trigger, load_rules
 logger = logging.getLogger(__name__)
 
 FALLBACK_INTENT = "nlu_fallback"
-BOT_TAKES_OVER = {"session_started", "restart", "resume"}
-
-
-def bot_turns(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The events since the bot last (re)took charge of the conversation."""
-    for index in range(len(events) - 1, -1, -1):
-        if events[index].get("event") in BOT_TAKES_OVER:
-            return events[index + 1 :]
-    return events
-
-
 def conversation_language(tracker: Tracker) -> str:
     language = tracker.get_slot("language")
     return language if language in ("en", "nl") else "en"
@@ -173,7 +162,7 @@ class ActionHandleFallback(HandoffAction):
         # Only what the customer said to the bot: not before a session start, restart or
         # hand-back (messages for the agent are parsed by NLU too, but were not for the bot).
         customer_events = [
-            e for e in bot_turns(tracker.events) if e.get("event") == "user" and latest_customer_event([e]) is not None
+            e for e in since_bot_took_charge(tracker.events) if e.get("event") == "user" and latest_customer_event([e]) is not None
         ]
         last_two = customer_events[-2:]
         return len(last_two) == 2 and all(

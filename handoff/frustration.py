@@ -15,7 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from handoff.conversation import current_session, is_external
+from handoff.config_sections import merged_section
+from handoff.conversation import is_external, since_bot_took_charge
 
 SIGNALS = (
     "explicit_frustration",
@@ -27,7 +28,6 @@ SIGNALS = (
 )
 NONE, OFFER, HANDOFF = "none", "offer", "handoff"
 # Events after which the bot is in charge again, so earlier messages no longer count.
-BOT_TAKES_CHARGE = {"session_started", "restart", "resume"}
 
 # Phrases that say outright the assistant is not helping. Matched case-insensitively on whole
 # words, after punctuation is removed; write them in lower case without punctuation.
@@ -178,14 +178,7 @@ class FrustrationConfig:
         Raises:
             ValueError: A key or signal is unknown, or a value has the wrong type or range.
         """
-        data = dict(data or {})
-        unknown = sorted(set(data) - set(DEFAULT_FRUSTRATION_CONFIG))
-        if unknown:
-            raise ValueError(
-                f"frustration config: unknown key(s) {', '.join(map(repr, unknown))}; "
-                f"expected {', '.join(DEFAULT_FRUSTRATION_CONFIG)}"
-            )
-        merged = {**DEFAULT_FRUSTRATION_CONFIG, **data}
+        merged = merged_section("frustration config", data, DEFAULT_FRUSTRATION_CONFIG)
 
         weights_given = merged["weights"] or {}
         if not isinstance(weights_given, Mapping):
@@ -270,15 +263,6 @@ class FrustrationScore:
     score: float
     signals: list[str] = field(default_factory=list)
     level: str = NONE
-
-
-def since_bot_took_charge(events: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The events after the last session start, restart or hand-back to the bot."""
-    session = current_session(events)
-    for index in range(len(session) - 1, -1, -1):
-        if session[index].get("event") in BOT_TAKES_CHARGE:
-            return session[index + 1 :]
-    return session
 
 
 def _intent(event: Mapping[str, Any]) -> str | None:

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from handoff.config_sections import merged_section
+
 LANGUAGES = ("en", "nl")
 
 
@@ -149,14 +151,7 @@ class LanguageConfig:
         Raises:
             ValueError: A key is unknown or a value has the wrong type or range.
         """
-        data = dict(data or {})
-        unknown = sorted(set(data) - set(DEFAULT_LANGUAGE_CONFIG))
-        if unknown:
-            raise ValueError(
-                f"language config: unknown key(s) {', '.join(map(repr, unknown))}; "
-                f"expected {', '.join(DEFAULT_LANGUAGE_CONFIG)}"
-            )
-        merged = {**DEFAULT_LANGUAGE_CONFIG, **data}
+        merged = merged_section("language config", data, DEFAULT_LANGUAGE_CONFIG)
         default = merged["default"]
         if default not in LANGUAGES:
             raise ValueError(f"language config: default must be 'en' or 'nl', got {default!r}")

@@ -10,6 +10,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -21,24 +22,22 @@ class SettingsError(RuntimeError):
     """The environment holds a value the project cannot run with."""
 
 
-def _int(name: str, default: int) -> int:
+def _number(name: str, default: Any, kind: type, what: str) -> Any:
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        return kind(raw)
     except ValueError as exc:
-        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from exc
+        raise SettingsError(f"{name} must be {what}, got {raw!r}") from exc
+
+
+def _int(name: str, default: int) -> int:
+    return _number(name, default, int, "a whole number")
 
 
 def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+    return _number(name, default, float, "a number")
 
 
 def _positive(name: str, default: float) -> float:

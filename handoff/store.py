@@ -373,17 +373,21 @@ class HandoffStore:
 
     def end_handoff(self, handoff_id: str, cause: str) -> bool:
         """End an active handoff; False when it had already ended (only one caller wins)."""
-        now = time.time()
         with self.session() as session:
-            updated = (
-                session.query(HandoffRow)
-                .filter(HandoffRow.id == handoff_id, HandoffRow.state.in_(ACTIVE_STATES))
-                .update(
-                    {"state": ENDED, "end_cause": str(cause), "ended_at": now, "updated_at": now},
-                    synchronize_session=False,
-                )
+            return self._end(session, handoff_id, cause, time.time())
+
+    @staticmethod
+    def _end(session: Session, handoff_id: str, cause: str, now: float) -> bool:
+        """Mark an active handoff ended; False when it had already ended (only one caller wins)."""
+        updated = (
+            session.query(HandoffRow)
+            .filter(HandoffRow.id == handoff_id, HandoffRow.state.in_(ACTIVE_STATES))
+            .update(
+                {"state": ENDED, "end_cause": str(cause), "ended_at": now, "updated_at": now},
+                synchronize_session=False,
             )
-            return updated == 1
+        )
+        return updated == 1
 
     def record_ticket(self, handoff_id: str, ticket_id: str | None, wait_seconds: int | None) -> None:
         with self.session() as session:
@@ -439,15 +443,7 @@ class HandoffStore:
         given; False if the handoff had already ended (only one caller wins)."""
         now = time.time()
         with self.session() as session:
-            updated = (
-                session.query(HandoffRow)
-                .filter(HandoffRow.id == handoff_id, HandoffRow.state.in_(ACTIVE_STATES))
-                .update(
-                    {"state": ENDED, "end_cause": str(cause), "ended_at": now, "updated_at": now},
-                    synchronize_session=False,
-                )
-            )
-            if updated != 1:
+            if not self._end(session, handoff_id, cause, now):
                 return False
             self._add_outbox(session, body, now)
             if task is not None:

@@ -24,6 +24,7 @@ import logging
 import re
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import sessionmaker
@@ -93,6 +94,14 @@ class SessionStore:
             session.commit()
         return token
 
+    @staticmethod
+    def _live_row(session: Any, token: str | None) -> AgentSession | None:
+        """The session row of a well-formed ``token`` that was not revoked, if any."""
+        if not token or not _TOKEN_PATTERN.fullmatch(token):
+            return None
+        row = session.get(AgentSession, hash_token(token))
+        return None if row is None or row.revoked_at is not None else row
+
     def verify(
         self,
         token: str | None,
@@ -105,12 +114,10 @@ class SessionStore:
         With ``touch`` (a request by the agent) the session's last-seen time moves on, at most
         once every :data:`TOUCH_INTERVAL`.
         """
-        if not token or not _TOKEN_PATTERN.fullmatch(token):
-            return None
         now = now or utcnow()
         with self._sessions() as session:
-            row = session.get(AgentSession, hash_token(token))
-            if row is None or row.revoked_at is not None:
+            row = self._live_row(session, token)
+            if row is None:
                 return None
             if now >= row.expires_at or now - row.last_seen_at >= self._idle:
                 return None
@@ -124,12 +131,10 @@ class SessionStore:
 
     def revoke(self, token: str | None, now: datetime | None = None) -> str | None:
         """End the session of ``token`` (signing out); the login whose live session it was."""
-        if not token or not _TOKEN_PATTERN.fullmatch(token):
-            return None
         now = now or utcnow()
         with self._sessions() as session:
-            row = session.get(AgentSession, hash_token(token))
-            if row is None or row.revoked_at is not None:
+            row = self._live_row(session, token)
+            if row is None:
                 return None
             row.revoked_at = now
             session.commit()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -299,6 +300,16 @@ async def join(request: web.Request) -> web.Response:
     return await _claim_action(request, take_over=False)
 
 
+def _problem(request: web.Request, ticket_id: str, draft_text: str, draft_note: str) -> Callable[[str], web.HTTPSeeOther]:
+    """A redirect back to the ticket with ``message`` as an error, keeping what the agent typed."""
+
+    def problem(message: str) -> web.HTTPSeeOther:
+        flash = Flash(ticket_id, "error", message, draft_text=draft_text, draft_note=draft_note)
+        return _back(request, ticket_id, flash)
+
+    return problem
+
+
 async def take_over(request: web.Request) -> web.Response:
     """Take a ticket from the colleague handling it (the customer is told who joined)."""
     return await _claim_action(request, take_over=True)
@@ -310,9 +321,7 @@ async def reply(request: web.Request) -> web.Response:
     text = form.get("text", "").strip()
     note = form.get("note", "")
 
-    def problem(message: str) -> web.HTTPSeeOther:
-        flash = Flash(ticket_id, "error", message, draft_text=text, draft_note=note)
-        return _back(request, ticket_id, flash)
+    problem = _problem(request, ticket_id, draft_text=text, draft_note=note)
 
     if not text:
         raise problem("Write a message first.")
@@ -345,9 +354,7 @@ async def handback(request: web.Request) -> web.Response:
     note = form.get("note", "").strip()
     draft_text = form.get("text", "")
 
-    def problem(message: str) -> web.HTTPSeeOther:
-        flash = Flash(ticket_id, "error", message, draft_text=draft_text, draft_note=note)
-        return _back(request, ticket_id, flash)
+    problem = _problem(request, ticket_id, draft_text=draft_text, draft_note=note)
 
     if len(note) > MAX_TEXT:
         raise problem(f"The note is {len(note)} characters long; the limit is {MAX_TEXT}.")
