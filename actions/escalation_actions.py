@@ -10,6 +10,7 @@ slot it sets, whatever the customer said.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -19,7 +20,13 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from handoff.conversation import current_session, is_external
-from handoff.frustration import HANDOFF, OFFER, score_frustration, since_bot_took_charge
+from handoff.frustration import (
+    DEFAULT_FRUSTRATION_CONFIG,
+    HANDOFF,
+    OFFER,
+    score_frustration,
+    since_bot_took_charge,
+)
 from handoff.language import detect_language
 from handoff.settings import get_settings
 from handoff.store import get_store
@@ -29,15 +36,9 @@ logger = logging.getLogger(__name__)
 
 # Intents that are not a topic of their own: they neither open nor repeat an issue.
 NOT_A_TOPIC = {
-    "greet",
-    "goodbye",
-    "thank",
-    "affirm",
-    "deny",
-    "bot_challenge",
-    "nlu_fallback",
+    # No question (handoff/frustration.py): saying one of them twice is not asking again.
+    *DEFAULT_FRUSTRATION_CONFIG["ignore_intents"],
     "request_human",
-    "express_frustration",
     "mention_previous_contact",
     # Commands to Rasa rather than questions.
     "session_start",
@@ -125,7 +126,7 @@ class ActionAssessTurn(Action):
             # The customer is talking to a person: only follow their language.
             return events
 
-        trigger, signals, level = self.assess(tracker, rules)
+        trigger, signals, level = await self.assess(tracker, rules)
         wanted = {
             "escalation": level,
             "escalation_trigger": trigger.name if trigger else None,
@@ -139,15 +140,20 @@ class ActionAssessTurn(Action):
                 events.append(SlotSet(slot, value))
         return events
 
-    def assess(self, tracker: Tracker, rules: HandoffRules) -> tuple[Trigger | None, list[str], str | None]:
+    async def assess(self, tracker: Tracker, rules: HandoffRules) -> tuple[Trigger | None, list[str], str | None]:
         """The trigger, its signals and the level (``offer``/``handoff``), or no escalation."""
         session = current_session(tracker.events)
         messages = customer_messages(session)
         intent = intent_of(messages[-1] if messages else None)
         first_of_session = len(messages) == 1
         # Compared with the stored issue before this message replaces it.
-        repeat = first_of_session and "repeat_contact" in rules.triggers and self._is_repeat_contact(tracker.sender_id, intent)
-        self._remember_topic(tracker.sender_id, intent)
+        # The store is synchronous (SQLAlchemy): off the action server's event loop, as everywhere.
+        repeat = (
+            first_of_session
+            and "repeat_contact" in rules.triggers
+            and await asyncio.to_thread(self._is_repeat_contact, tracker.sender_id, intent)
+        )
+        await asyncio.to_thread(self._remember_topic, tracker.sender_id, intent)
 
         if tracker.active_loop.get("name"):
             return None, [], None  # answering a form question: not a new signal

@@ -30,7 +30,7 @@ NOTICE_RESPONSES: dict[str, tuple[str, ...]] = {
 }
 
 #: What the helpdesk channel says when the joined response cannot be generated
-#: (handoff/channel.py).
+#: (handoff/server/helpdesk_channel.py).
 JOINED_FALLBACK = "{agent_name} has joined the conversation."
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
