@@ -38,7 +38,7 @@ from handoff import privacy
 from handoff.lifecycle import EndCause
 from handoff.schemas import validate_inbound
 from handoff.server import limits, patches
-from handoff.server.lifecycle import output_channel_for, push, take_back
+from handoff.server.lifecycle import language_of, output_channel_for, push, take_back
 from handoff.server.tasks import TaskRunner
 from handoff.server.tracker_store import sql_engine
 from handoff.settings import SettingsError, get_settings
@@ -249,7 +249,7 @@ class HelpdeskInput(InputChannel):
                 else:
                     event = BotUttered(
                         text=body["text"],
-                        metadata={"handoff_role": "agent", "agent_name": agent_name},
+                        metadata={"handoff_role": "agent", "agent_name": agent_name, **language_of(tracker)},
                     )
                 await push(agent, tracker, output, event)
             await asyncio.to_thread(store.record_inbound, event_id, handoff_id, kind)
@@ -289,4 +289,7 @@ class HelpdeskInput(InputChannel):
     async def _joined_notice(agent: Any, tracker: DialogueStateTracker, output: OutputChannel, agent_name: str) -> BotUttered:
         message = await agent.processor.nlg.generate(JOINED_RESPONSE, tracker, output.name(), agent_name=agent_name)
         text = (message or {}).get("text") or f"{agent_name} has joined the conversation."
-        return BotUttered(text=text, metadata={"handoff_role": "notice", "agent_name": agent_name})
+        return BotUttered(
+            text=text,
+            metadata={"handoff_role": "notice", "notice": "agent_joined", "agent_name": agent_name, **language_of(tracker)},
+        )

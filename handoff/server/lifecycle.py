@@ -26,6 +26,13 @@ async def locked_tracker(agent: Any, conversation_id: str) -> AsyncIterator[Dial
         yield await agent.processor.get_tracker(conversation_id)
 
 
+def language_of(tracker: DialogueStateTracker) -> dict[str, str]:
+    """``{"language": ...}`` from the conversation's ``language`` slot, for the metadata of a pushed
+    message (the channel shows it in that language); empty when the slot is not set."""
+    language = tracker.get_slot("language") if "language" in tracker.slots else None
+    return {"language": language} if isinstance(language, str) and language else {}
+
+
 async def push(agent: Any, tracker: DialogueStateTracker, output: OutputChannel, event: Event) -> None:
     """Add a bot message to the conversation and send it to the customer's channel.
 

@@ -39,6 +39,14 @@ Configure it in ``credentials.yml`` in place of ``socketio:`` (same options, plu
       redis_url: ${SOCKETIO_REDIS_URL}     # or leave it out and set SOCKETIO_REDIS_URL
       # redis_channel: socketio            # or SOCKETIO_REDIS_CHANNEL; the same in every process
 
+Who speaks. Every message the channel emits (``bot_uttered``) keeps Rasa's keys (``text``,
+``quick_replies``, ...) and gains a ``metadata`` object that a front end can render from instead
+of guessing from the text (:func:`message_metadata`): ``speaker`` (``bot`` or ``agent``),
+``agent_name``, ``handoff`` (``none``, ``waiting``, ``agent``, ``ended``), ``notice`` (``handoff``,
+``wait``, ``joined``, ``back``, ``no_agent``, ``cancelled``, ``failed``, ...) and ``language``
+(``en`` / ``nl``). Clients that read only ``text`` (the rasa-webchat widget) see what they saw
+before.
+
 The channel keeps Rasa's name ``socketio``: the same route, the same ``input_channel`` in the
 tracker, so ``output_channel=latest`` and the helpdesk channel find it as before.
 """
@@ -46,6 +54,7 @@ tracker, so ``output_channel=latest`` and the helpdesk channel find it as before
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import hmac
 import json
@@ -61,7 +70,10 @@ from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic import Blueprint
 from socketio.asyncio_redis_manager import RedisError
 
+from handoff.language import LANGUAGES, detect_language
 from handoff.settings import get_settings
+from handoff.store import ASSIGNED, Handoff, get_store
+from handoff.triggers import load_rules
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +123,116 @@ def too_long_notice(length: int, max_chars: int) -> dict[str, Any]:
     }
 
 
+# -- who speaks -----------------------------------------------------------------------------------
+
+SPEAKER_BOT = "bot"
+SPEAKER_AGENT = "agent"
+#: The handoff state a message is sent in: no handoff, waiting for an agent, an agent connected,
+#: and the message that ends a handoff (the bot is back).
+HANDOFF_NONE, HANDOFF_WAITING, HANDOFF_AGENT, HANDOFF_ENDED = "none", "waiting", "agent", "ended"
+#: Responses that are handoff notices, by kind (response names, never texts).
+NOTICE_KINDS: dict[str, str] = {
+    "utter_handoff_started": "handoff",
+    "utter_handoff_delayed": "handoff",
+    "utter_handoff_technical": "handoff",
+    "utter_handoff_wait_minutes": "wait",
+    "utter_handoff_wait_short": "wait",
+    "utter_handoff_still_waiting": "wait",
+    "utter_handoff_agent_joined": "joined",
+    "utter_handoff_back": "back",
+    "utter_handoff_no_agent": "no_agent",
+    "utter_handoff_cancelled": "cancelled",
+    "utter_handoff_failed": "failed",
+}
+#: Notices said as a handoff ends (or fails to start): the bot speaks again.
+ENDING_NOTICES = frozenset({"back", "no_agent", "cancelled", "failed"})
+#: What the helpdesk channel and the task runner put in ``BotUttered.metadata["notice"]``.
+_PUSHED_NOTICES = {"still_waiting": "wait", "agent_joined": "joined"}
+#: Senders whose language the channel remembers (oldest forgotten first).
+MAX_REMEMBERED_LANGUAGES = 10_000
+
+
+def message_metadata(message: dict[str, Any], handoff: Handoff | None, language: str | None = None) -> dict[str, Any]:
+    """Who speaks in ``message`` and in which handoff state, for the front end.
+
+    Args:
+        message: What Rasa sends to the channel (``BotUttered.message()``): its ``utter_action``,
+            and for pushed messages the ``handoff_role`` / ``agent_name`` / ``notice`` /
+            ``language`` the helpdesk channel and the task runner set.
+        handoff: The conversation's active handoff when the message is sent, or None.
+        language: The conversation's language when the message does not say it.
+
+    Returns:
+        ``{"speaker", "agent_name", "handoff", "notice", "language"}``; ``agent_name``,
+        ``notice`` and ``language`` are None when unknown.
+    """
+    role = message.get("handoff_role")
+    notice = NOTICE_KINDS.get(str(message.get("utter_action") or ""))
+    if notice is None and role == "notice":
+        notice = _PUSHED_NOTICES.get(str(message.get("notice") or ""), message.get("notice") or None)
+    agent_name = message.get("agent_name") or None
+    if handoff is not None and handoff.is_active:
+        state = HANDOFF_AGENT if handoff.state == ASSIGNED else HANDOFF_WAITING
+        agent_name = agent_name or (handoff.agent_name if state == HANDOFF_AGENT else None)
+        if notice is None and state == HANDOFF_WAITING and role is None:
+            notice = "handoff"  # a trigger's own response said instead of utter_handoff_started
+    elif notice in ENDING_NOTICES:
+        state = HANDOFF_ENDED
+    else:
+        state = HANDOFF_NONE
+    if notice == "joined":
+        state = HANDOFF_AGENT
+    said = message.get("language")
+    return {
+        "speaker": SPEAKER_AGENT if role == "agent" else SPEAKER_BOT,
+        "agent_name": agent_name if state == HANDOFF_AGENT or role == "agent" else None,
+        "handoff": state,
+        "notice": notice,
+        "language": said if said in LANGUAGES else (language if language in LANGUAGES else None),
+    }
+
+
+_SENDING: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("handoff_socketio_sending", default=None)
+
+
+class HandoffSocketIOOutput(SocketIOOutput):
+    """Rasa's socket.io output that adds :func:`message_metadata` as ``metadata`` to every
+    ``bot_uttered`` it emits."""
+
+    def __init__(self, sio: socketio.AsyncServer, bot_message_evt: str, channel: SharedSocketIOInput | None = None) -> None:
+        super().__init__(sio, bot_message_evt)
+        self.channel = channel
+
+    async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        metadata = await self.metadata_for(recipient_id, message)
+        token = _SENDING.set(metadata)
+        try:
+            await super().send_response(recipient_id, message)
+        finally:
+            _SENDING.reset(token)
+
+    async def metadata_for(self, recipient_id: str, message: dict[str, Any]) -> dict[str, Any]:
+        try:
+            handoff = await asyncio.to_thread(get_store(get_settings().database_url).active_handoff, recipient_id)
+        except Exception:  # the store briefly unavailable: the message still goes out
+            logger.exception("socket.io: could not read the handoff state; sending without it")
+            handoff = None
+        channel = self.channel
+        language = channel.language_of(recipient_id) if channel is not None else None
+        if language is None and handoff is not None:
+            language = handoff.language
+        metadata = message_metadata(message, handoff, language)
+        if channel is not None and metadata["language"]:
+            channel.remember_language(recipient_id, metadata["language"])
+        return metadata
+
+    async def _send_message(self, socket_id: str, response: Any) -> None:
+        metadata = _SENDING.get()
+        if metadata is not None and isinstance(response, dict) and "metadata" not in response:
+            response = {**response, "metadata": metadata}
+        await super()._send_message(socket_id, response)
+
+
 # -- Redis in JSON --------------------------------------------------------------------------------
 
 
@@ -157,6 +279,18 @@ class JsonRedisManager(socketio.AsyncRedisManager):
                 yield message
 
 
+class _AgentRef:
+    """The Rasa agent of the server app, looked up when used (it is loaded after start-up)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    @property
+    def tracker_store(self) -> Any:
+        agent = getattr(self.app.ctx, "agent", None)
+        return getattr(agent, "tracker_store", None)
+
+
 def _method(data: Any) -> str | None:
     return data.get("method") if isinstance(data, dict) else None
 
@@ -194,6 +328,49 @@ class SharedSocketIOInput(SocketIOInput):
         self.redis_channel = redis_channel or DEFAULT_REDIS_CHANNEL
         #: socket.io sid -> the session confirmed to that socket (this process's sockets only).
         self.sessions: dict[str, str] = {}
+        #: session -> its conversation's language, as the language slot follows it (this process).
+        self.languages: dict[str, str] = {}
+        self._agent: Any = None
+
+    def get_output_channel(self) -> HandoffSocketIOOutput | None:
+        """The output for pushes (the helpdesk channel, the task runner, ``output_channel=latest``)."""
+        if self.sio is None:
+            return None
+        return HandoffSocketIOOutput(self.sio, self.bot_message_evt, self)
+
+    def language_of(self, sender_id: str) -> str | None:
+        return self.languages.get(sender_id)
+
+    def remember_language(self, sender_id: str, language: str) -> None:
+        self.languages.pop(sender_id, None)
+        self.languages[sender_id] = language
+        while len(self.languages) > MAX_REMEMBERED_LANGUAGES:
+            self.languages.pop(next(iter(self.languages)))
+
+    async def follow_language(self, sender_id: str, text: str) -> None:
+        """Follow the conversation's language as ``action_assess_turn`` sets the slot: this
+        message's language, or the conversation's so far when it does not clearly say."""
+        previous = self.languages.get(sender_id)
+        if previous is None:
+            previous = await self._stored_language(sender_id)
+        try:
+            config = load_rules().language
+        except Exception:  # the rules file is checked at start-up; its defaults meanwhile
+            config = None
+        self.remember_language(sender_id, detect_language(text, previous, config))
+
+    async def _stored_language(self, sender_id: str) -> str | None:
+        agent = self._agent
+        store = getattr(agent, "tracker_store", None)
+        if store is None:
+            return None
+        try:
+            tracker = await store.retrieve(sender_id)
+        except Exception:
+            logger.exception("socket.io: could not read the conversation's language")
+            return None
+        language = tracker.get_slot("language") if tracker is not None else None
+        return language if language in LANGUAGES else None
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any] | None) -> InputChannel:
@@ -216,6 +393,12 @@ class SharedSocketIOInput(SocketIOInput):
         server = self.sio
         assert server is not None
         self._register_handlers(server, on_new_message)
+
+        @blueprint.listener("after_server_start")
+        async def keep_agent(app: Any, _loop: Any) -> None:
+            # For a conversation's language after a restart; the agent may load after this.
+            self._agent = _AgentRef(app)
+
         if self.redis_url:
             self._share_through_redis(server, blueprint)
         return blueprint
@@ -292,6 +475,10 @@ class SharedSocketIOInput(SocketIOInput):
         if len(text) > max_chars:
             logger.warning("socket.io: refused a %d-character message from %s (limit %d)", len(text), sid, max_chars)
             notice = too_long_notice(len(text), max_chars)
+            notice["metadata"] = {
+                "speaker": SPEAKER_BOT, "agent_name": None, "handoff": None, "notice": TOO_LONG_NOTICE,
+                "language": self.languages.get(sender_id),
+            }
             await sio.emit(self.bot_message_evt, notice, room=sid, namespace=self.namespace)
             return False
 
@@ -303,9 +490,11 @@ class SharedSocketIOInput(SocketIOInput):
                 metadata = {}
         if not isinstance(metadata, dict):
             metadata = {}
+        if self.session_persistence:
+            await self.follow_language(sender_id, text)
         message = UserMessage(
             text,
-            SocketIOOutput(sio, self.bot_message_evt),
+            HandoffSocketIOOutput(sio, self.bot_message_evt, self),
             sender_id,
             input_channel=self.name(),
             metadata=metadata,

@@ -39,7 +39,13 @@ from rasa.shared.core.events import BotUttered
 
 from handoff import privacy
 from handoff.lifecycle import EndCause
-from handoff.server.lifecycle import locked_tracker, output_channel_for, push, take_back
+from handoff.server.lifecycle import (
+    language_of,
+    locked_tracker,
+    output_channel_for,
+    push,
+    take_back,
+)
 from handoff.server.tracker_store import sql_engine
 from handoff.settings import Settings, get_settings
 from handoff.store import (
@@ -192,7 +198,7 @@ class TaskRunner:
             if not message:
                 return
             event = BotUttered(
-                text=message.get("text"), metadata={"handoff_role": "notice", "notice": "still_waiting"}
+                text=message.get("text"), metadata={"handoff_role": "notice", "notice": "still_waiting", **language_of(tracker)}
             )
             await push(agent, tracker, output, event)
         if left > self.settings.wait_update_after:
