@@ -84,6 +84,8 @@ SUBSCRIBE_WAIT_SECONDS = 10.0
 TOKEN_KEY_LABEL = b"handoff socket.io session token v1"
 #: The event that carries a session's token to the client (before ``session_confirm``).
 TOKEN_EVENT = "session_token"
+#: The event that tells a client the handoff state of the session it resumed (after ``session_confirm``).
+STATE_EVENT = "handoff_state"
 #: Longest session id taken back from a client.
 MAX_SESSION_ID_LENGTH = 128
 TOO_LONG_NOTICE = "message_too_long"
@@ -445,7 +447,23 @@ class SharedSocketIOInput(SocketIOInput):
         await sio.emit(TOKEN_EVENT, token, room=sid, namespace=self.namespace)
         await sio.emit("session_confirm", session_id, room=sid, namespace=self.namespace)
         logger.debug("socket.io: %s confirmed a session", sid)
+        if session_id == asked:
+            await sio.emit(STATE_EVENT, await self.session_state(session_id), room=sid, namespace=self.namespace)
         return session_id
+
+    async def session_state(self, session_id: str) -> dict[str, Any]:
+        """A resumed session's handoff state, as in a message's metadata (``handoff``,
+        ``agent_name``, ``language``): a reloaded page shows who it is talking to."""
+        try:
+            handoff = await asyncio.to_thread(get_store(get_settings().database_url).active_handoff, session_id)
+        except Exception:
+            logger.exception("socket.io: could not read the handoff state of a resumed session")
+            handoff = None
+        language = self.languages.get(session_id) or await self._stored_language(session_id)
+        if language:
+            self.remember_language(session_id, language)
+        state = message_metadata({}, handoff, language)
+        return {"handoff": state["handoff"], "agent_name": state["agent_name"], "language": state["language"]}
 
     async def handle_user_message(
         self, sid: str, data: Any, on_new_message: Callable[[UserMessage], Awaitable[Any]]

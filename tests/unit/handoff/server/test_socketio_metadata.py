@@ -167,3 +167,21 @@ def _collect(channel, into=None):
             into.append(message)
 
     return on_new_message
+
+
+async def test_a_resumed_session_is_told_its_handoff_state(channel, store):
+    from handoff.server.socketio import STATE_EVENT, session_token
+
+    conversation = uuid.uuid4().hex
+    handoff = requested(store, conversation)
+    store.mark_assigned(handoff.id, "Sanne")
+    channel.remember_language(conversation, "nl")
+    sid = channel.sio.manager.connect(uuid.uuid4().hex, "/")
+    await channel.confirm_session(sid, {"session_id": conversation, "session_token": session_token(conversation)})
+    events = channel.emitted.pop(sid)
+    assert [name for name, _ in events] == ["session_token", "session_confirm", STATE_EVENT]
+    assert events[-1][1] == {"handoff": "agent", "agent_name": "Sanne", "language": "nl"}
+    # A new session has no state to tell.
+    other = channel.sio.manager.connect(uuid.uuid4().hex, "/")
+    await channel.confirm_session(other, {})
+    assert [name for name, _ in channel.emitted.pop(other)] == ["session_token", "session_confirm"]
