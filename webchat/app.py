@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
 from webchat.config import WebchatConfig, load_config
-from webchat.notices import load_notices
 from webchat.page import render_page
+from webchat.texts import LANGUAGES, page_language
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 CONFIG_KEY = web.AppKey("config", WebchatConfig)
-PAGE_KEY = web.AppKey("page", str)
+#: The page by the language asked for ("" when none was).
+PAGE_KEY = web.AppKey("page", dict)
 
 
 def content_security_policy(config: WebchatConfig) -> str:
@@ -27,7 +27,7 @@ def content_security_policy(config: WebchatConfig) -> str:
 
 async def index(request: web.Request) -> web.Response:
     return web.Response(
-        text=request.app[PAGE_KEY],
+        text=request.app[PAGE_KEY][page_language(request.query.get("lang")) or ""],
         content_type="text/html",
         charset="utf-8",
         headers={
@@ -46,15 +46,12 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
-def create_app(
-    config: WebchatConfig | None = None, notices: list[dict[str, Any]] | None = None
-) -> web.Application:
-    """The web chat; ``config`` defaults to the environment, ``notices`` to the domain's."""
+def create_app(config: WebchatConfig | None = None) -> web.Application:
+    """The web chat; ``config`` defaults to the environment."""
     config = config or load_config()
-    notices = load_notices() if notices is None else notices
     app = web.Application()
     app[CONFIG_KEY] = config
-    app[PAGE_KEY] = render_page(config, notices)
+    app[PAGE_KEY] = {"": render_page(config), **{lang: render_page(config, lang) for lang in LANGUAGES}}
     app.router.add_get("/", index, name="index")
     app.router.add_get("/health", health, name="health")
     app.router.add_static("/static", STATIC_DIR, name="static")

@@ -4,6 +4,10 @@
 // (event session_token), the messages shown and the handoff state are kept in localStorage, so a
 // reload continues the same conversation; the server gives a new session to a request without
 // the right token. "Start over" (/restart) clears what the chat stored and starts a new session.
+// Who speaks and the handoff state come from each message's metadata (speaker, agent_name,
+// handoff, notice, language: handoff/server/socketio.py), never from its text; a resumed session is
+// told its state (event handoff_state). The page's words are in config.texts (en, nl): the page's
+// language (?lang= or <html data-lang>), else the browser's, then the conversation's.
 // A signed customer identity from the embedding site (data-customer-identity on this script's tag,
 // or window.handoffChat.identity) goes with each message as metadata.customer_identity.
 (function () {
@@ -27,12 +31,10 @@
     title: document.getElementById("head-title"),
     status: document.getElementById("head-status"),
     avatar: document.getElementById("head-avatar"),
-    connection: document.getElementById("connection")
+    connection: document.getElementById("connection"),
+    askPerson: document.getElementById("ask-person"),
+    startOver: document.getElementById("start-over")
   };
-
-  var notices = (config.notices || []).map(function (notice) {
-    return { kind: notice.kind, re: new RegExp(notice.pattern), agentGroup: notice.agent_group };
-  });
 
   // --- what is kept across reloads -------------------------------------------------------------
 
@@ -55,6 +57,59 @@
   var state = load("state", { mode: "bot", agent: null, wait: null, at: 0 });
   if (state.mode !== "bot" && Date.now() - (state.at || 0) > SESSION_IDLE_MS) {
     state = { mode: "bot", agent: null, wait: null, at: Date.now() };
+  }
+
+  // --- the page's language ---------------------------------------------------------------------
+
+  var texts = config.texts || {};
+  var LANGUAGES = Object.keys(texts);
+
+  function known(code) {
+    var short = String(code || "").trim().toLowerCase().slice(0, 2);
+    return LANGUAGES.indexOf(short) >= 0 ? short : null;
+  }
+
+  function pageLanguage() {
+    var asked = new URLSearchParams(window.location.search).get("lang");
+    var root = document.documentElement;
+    return known(asked) || known(root.getAttribute("data-lang")) ||
+      known(scriptTag && scriptTag.getAttribute("data-lang"));
+  }
+
+  function browserLanguage() {
+    var wanted = (navigator.languages && navigator.languages.length) ? navigator.languages : [navigator.language];
+    for (var i = 0; i < wanted.length; i++) {
+      if (known(wanted[i])) { return known(wanted[i]); }
+    }
+    return null;
+  }
+
+  // The conversation's language (from the messages) wins over the page's and the browser's.
+  var language = known(state.language) || pageLanguage() || browserLanguage() || "en";
+
+  function t(key, values) {
+    var text = (texts[language] || texts.en || {})[key] || "";
+    values = values || {};
+    values.title = values.title || config.title;
+    return text.replace(/\{(\w+)\}/g, function (all, name) { return values[name] !== undefined ? values[name] : all; });
+  }
+
+  function applyLanguage() {
+    document.documentElement.lang = language;
+    document.title = t("documentTitle");
+    document.querySelectorAll("[data-text]").forEach(function (el) { el.textContent = t(el.getAttribute("data-text")); });
+    els.input.placeholder = t("placeholder");
+    els.log.setAttribute("aria-label", t("conversation"));
+  }
+
+  function setLanguage(code) {
+    code = known(code);
+    if (!code || code === language) { return; }
+    language = code;
+    state.language = code;
+    save("state", state);
+    applyLanguage();
+    showState();
   }
 
   // Everything this chat keeps in the browser (localStorage and sessionStorage), for "start over".
@@ -118,7 +173,7 @@
       row = node("div", "msg from-customer");
       var body = node("div", "msg-body");
       body.appendChild(node("div", "bubble", item.text));
-      body.appendChild(node("div", "meta", "You · " + clock(item.at)));
+      body.appendChild(node("div", "meta", t("you") + " · " + clock(item.at)));
       row.appendChild(body);
     } else {
       var agent = item.type === "agent";
@@ -126,8 +181,8 @@
       row.appendChild(node("div", "avatar " + (agent ? "avatar-agent" : "avatar-bot"), agent ? initials(item.who) : "N"));
       var content = node("div", "msg-body");
       var who = node("div", "who");
-      who.appendChild(node("span", "who-name", agent ? item.who : config.title + " assistant"));
-      who.appendChild(node("span", "who-role", agent ? "Customer service" : "Virtual assistant"));
+      who.appendChild(node("span", "who-name", agent ? item.who : t("assistant")));
+      who.appendChild(node("span", "who-role", agent ? t("customerService") : t("virtualAssistant")));
       content.appendChild(who);
       if (item.text) { content.appendChild(node("div", "bubble", item.text)); }
       if (item.image) {
@@ -162,19 +217,23 @@
 
   function showState() {
     els.chat.setAttribute("data-mode", state.mode);
+    document.body.setAttribute("data-handoff", state.mode === "bot" ? "none" : state.mode);
     if (state.mode === "agent") {
-      els.title.textContent = state.agent || "Customer service";
-      els.status.textContent = "Customer service · " + config.title;
+      els.title.textContent = state.agent || t("customerService");
+      els.status.textContent = t("agentStatus");
       els.avatar.textContent = initials(state.agent || "C S");
     } else if (state.mode === "waiting") {
-      els.title.textContent = "Connecting you to a colleague";
-      els.status.textContent = state.wait || "A colleague will join this chat shortly.";
+      els.title.textContent = t("connectingTitle");
+      els.status.textContent = state.wait || t("waitingStatus");
       els.avatar.textContent = "…";
     } else {
-      els.title.textContent = config.title + " assistant";
-      els.status.textContent = connected ? "Virtual assistant · online" : "Connecting…";
+      els.title.textContent = t("assistant");
+      els.status.textContent = connected ? t("online") : t("connecting");
       els.avatar.textContent = "N";
     }
+    // Asking for a person makes sense only while the bot is speaking.
+    els.askPerson.hidden = state.mode !== "bot";
+    els.askPerson.disabled = state.mode !== "bot";
   }
 
   var typingTimer = null;
@@ -190,51 +249,54 @@
 
   // --- what arrives --------------------------------------------------------------------------
 
-  function classify(text) {
-    for (var i = 0; i < notices.length; i++) {
-      var match = notices[i].re.exec(text);
-      if (match) {
-        return { kind: notices[i].kind, agent: notices[i].agentGroup ? match[notices[i].agentGroup] : null };
-      }
-    }
-    return null;
-  }
-
   function add(item) {
     item.at = item.at || Date.now();
     keep(item);
     draw(item);
   }
 
+  var MODES = { none: "bot", ended: "bot", waiting: "waiting", agent: "agent" };
+
+  // The handoff state a message or a resumed session says: the header follows it.
+  function follow(meta) {
+    var mode = MODES[meta.handoff];
+    if (!mode) { return; }
+    if (mode === "agent") {
+      setState({ mode: "agent", agent: meta.agent_name || state.agent || t("aColleague"), wait: null });
+    } else if (mode === "waiting") {
+      setState({ mode: "waiting", agent: null, wait: state.mode === "waiting" ? state.wait : null });
+    } else if (state.mode !== "bot") {
+      setState({ mode: "bot", agent: null, wait: null });
+    }
+  }
+
   function received(message) {
     typing(false);
     var text = typeof message === "string" ? message : (message && message.text) || "";
     var image = message && message.attachment && message.attachment.payload && message.attachment.payload.src;
-    var notice = text ? classify(text) : null;
+    var meta = (message && typeof message.metadata === "object" && message.metadata) || {};
+    if (meta.language) { setLanguage(meta.language); }
 
     if (message && message.notice === "message_too_long") {
       // The server refused what the customer sent (too long): its own notice, nobody speaking.
       add({ type: "notice", kind: "refused", text: text });
       return;
     }
-    if (notice && notice.kind === "handoff") {
-      if (state.mode !== "agent") { setState({ mode: "waiting", agent: null, wait: null }); }
-      add({ type: "notice", kind: "handoff", text: text });
-    } else if (notice && notice.kind === "wait") {
-      setState({ wait: text });
-      add({ type: "notice", kind: "wait", text: text });
-    } else if (notice && notice.kind === "joined") {
-      setState({ mode: "agent", agent: notice.agent || "A colleague", wait: null });
-      add({ type: "notice", kind: "joined", text: text });
-    } else if (notice && notice.kind === "back") {
+    var notice = meta.notice;
+    if (meta.speaker === "agent") {
+      follow(meta);
+      add({ type: "agent", who: meta.agent_name || state.agent || t("aColleague"), text: text, image: image });
+    } else if (notice === "handoff" || notice === "wait" || notice === "joined") {
+      follow(meta);
+      if (notice === "wait") { setState({ wait: text }); }
+      add({ type: "notice", kind: notice, text: text });
+    } else if (notice === "back") {
       var who = state.agent;
-      setState({ mode: "bot", agent: null, wait: null });
-      add({ type: "notice", kind: "back", text: (who ? who + " handed" : "Customer service handed") + " the conversation back to the assistant." });
-      add({ type: "bot", text: text });
-    } else if (state.mode === "agent" || state.mode === "waiting") {
-      // The bot is paused during a handoff: anything else comes from the person.
-      add({ type: "agent", who: state.agent || "Customer service", text: text, image: image });
+      follow(meta);
+      add({ type: "notice", kind: "back", text: who ? t("handedBack", { name: who }) : t("handedBackNoName") });
+      add({ type: "bot", text: text, image: image });
     } else {
+      follow(meta);
       add({ type: "bot", text: text, image: image });
     }
     showQuickReplies(message && message.quick_replies);
@@ -293,6 +355,13 @@
 
   socket.on("bot_uttered", received);
 
+  // After a resumed session_confirm: the handoff state now (it may have changed while away).
+  socket.on("handoff_state", function (data) {
+    if (!data || typeof data !== "object") { return; }
+    if (data.language) { setLanguage(data.language); }
+    follow(data);
+  });
+
   socket.on("disconnect", function () {
     connected = false;
     confirmed = false;
@@ -332,11 +401,11 @@
     token = null;
     items = [];
     outbox = [];
-    state = { mode: "bot", agent: null, wait: null, at: Date.now() };
+    state = { mode: "bot", agent: null, wait: null, language: language, at: Date.now() };
     typing(false);
     if (quickReplies) { quickReplies.remove(); quickReplies = null; }
     while (els.log.firstChild) { els.log.removeChild(els.log.firstChild); }
-    if (introNode) { els.log.appendChild(introNode); els.intro = introNode; }
+    if (introNode) { els.log.appendChild(introNode); els.intro = introNode; applyLanguage(); }
     confirmed = false;
     document.body.setAttribute("data-session", "");
     showState();
@@ -360,8 +429,15 @@
     els.input.focus();
   });
 
+  els.askPerson.addEventListener("click", function () {
+    if (state.mode === "bot") { send(t("talkToPersonMessage")); }
+  });
+
+  els.startOver.addEventListener("click", function () { send("/restart"); });
+
   // --- start -------------------------------------------------------------------------------------
 
+  applyLanguage();
   items.forEach(draw);
   showState();
 })();

@@ -1,5 +1,5 @@
-"""The customer web chat's server: its settings, its page, the vendored socket.io client, and the
-handoff notices the page learns from the domain."""
+"""The customer web chat's server: its settings, its page in both languages, and the vendored
+socket.io client; the script renders who speaks from the messages' metadata, not their text."""
 
 from __future__ import annotations
 
@@ -15,14 +15,13 @@ from html.parser import HTMLParser
 
 import pytest
 import requests
-import yaml
 from aiohttp.test_utils import TestClient, TestServer
 
 from handoff.settings import PROJECT_ROOT, SettingsError
 from webchat.app import STATIC_DIR, create_app
 from webchat.config import load_config
-from webchat.notices import load_notices, text_pattern
 from webchat.page import SOCKET_IO_CLIENT
+from webchat.texts import TEXTS, page_language
 
 #: sha256 of dist/socket.io.min.js in the npm package socket.io-client 4.8.4.
 SOCKET_IO_SHA256 = "d5d79a35039e860b32bdef4795528b05c2f788d4b2d9dacc913120e2878f7b3f"
@@ -57,16 +56,6 @@ def page_scripts(html: str) -> list[tuple[dict[str, str | None], str]]:
     return parser.scripts
 
 
-def classify(notices: list[dict], text: str) -> tuple[str, str | None] | None:
-    """What the page does with a message (the patterns are plain enough for Python's re)."""
-    for notice in notices:
-        match = re.search(notice["pattern"], text)
-        if match:
-            group = notice["agent_group"]
-            return notice["kind"], match.group(group) if group else None
-    return None
-
-
 # --- settings -------------------------------------------------------------------------------------
 
 
@@ -96,63 +85,23 @@ def test_bad_settings_are_refused(environ):
         load_config(environ)
 
 
-# --- handoff notices ------------------------------------------------------------------------------
+# --- the page's words ------------------------------------------------------------------------------
 
 
-def test_the_domains_notices_are_recognised_in_both_languages():
-    notices = load_notices()
-    assert {n["kind"] for n in notices} == {"handoff", "wait", "joined", "back"}
-    domain = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text())["responses"]
-    started_en = domain["utter_handoff_started"][-1]["text"]
-    started_nl = domain["utter_handoff_started"][0]["text"]
-    assert classify(notices, started_en) == ("handoff", None)
-    assert classify(notices, started_nl) == ("handoff", None)
-    assert classify(notices, "The expected waiting time is about 12 min. Please stay in this chat.") == ("wait", None)
-    assert classify(notices, "Sanne from customer service has joined the conversation.") == ("joined", "Sanne")
-    assert classify(notices, "Piet de Vries van de klantenservice is bij het gesprek gekomen.") == (
-        "joined",
-        "Piet de Vries",
-    )
-    back = domain["utter_handoff_back"][-1]["text"]
-    assert classify(notices, back) == ("back", None)
-    assert "anything else" in back
-    # What an agent or the bot says otherwise is no notice.
-    for text in ("Hi Joost, I'll correct the address on your invoice.", domain["utter_anything_else"][-1]["text"]):
-        assert classify(notices, text) is None
+def test_the_page_has_every_word_in_both_languages():
+    assert set(TEXTS) == {"en", "nl"}
+    assert set(TEXTS["en"]) == set(TEXTS["nl"])
+    assert TEXTS["en"]["placeholder"] == "Type your message…" and TEXTS["nl"]["placeholder"] == "Typ je bericht…"
+    assert TEXTS["nl"]["talkToPerson"] == "Medewerker spreken"
+    for language in ("en", "nl"):
+        for key, text in TEXTS[language].items():
+            assert text.strip(), (language, key)
+            assert set(re.findall(r"\{(\w+)\}", text)) <= {"title", "name"}, (language, key)
 
 
-def test_patterns_match_the_text_literally():
-    pattern = text_pattern("Price (incl. VAT) is $5? [yes]|no\\ {agent_name} / {other}.")
-    assert pattern["agent_group"] == 1
-    assert re.search(pattern["pattern"], "Price (incl. VAT) is $5? [yes]|no\\ Ann Lee / x.")
-    assert not re.search(pattern["pattern"], "Price (incl, VAT) is $5? [yes]|no\\ Ann / x.")
-    assert re.search(pattern["pattern"], "  Price  (incl. VAT) is $5? [yes]|no\\ A / b.  ")
-
-
-def test_notices_come_from_the_domain_and_the_handoff_rules(tmp_path):
-    (tmp_path / "domain").mkdir()
-    (tmp_path / "domain" / "handoff.yml").write_text(
-        yaml.safe_dump(
-            {
-                "responses": {
-                    "utter_handoff_started": [{"text": "One moment, please."}],
-                    "utter_handoff_agent_joined": [{"text": "Hello from {agent_name}!"}],
-                    "utter_handoff_back": [{"text": "Bot again."}],
-                    "utter_urgent_handoff": [{"text": "Right away!"}],
-                }
-            }
-        )
-    )
-    (tmp_path / "handoff_rules.yml").write_text(
-        yaml.safe_dump({"triggers": {"urgent": {"reason": "urgent", "response": "utter_urgent_handoff"}}})
-    )
-    notices = load_notices(tmp_path)
-    assert classify(notices, "One moment, please.") == ("handoff", None)
-    assert classify(notices, "Right away!") == ("handoff", None)
-    assert classify(notices, "Hello from Sanne!") == ("joined", "Sanne")
-    assert classify(notices, "Bot again.") == ("back", None)
-    # Without a domain only the helpdesk channel's own fallback is known.
-    assert [n["kind"] for n in load_notices(tmp_path / "missing")] == ["joined"]
+def test_the_language_asked_for():
+    assert page_language("nl") == "nl" and page_language("nl-BE") == "nl" and page_language("EN") == "en"
+    assert page_language("de") is None and page_language(None) is None and page_language("") is None
 
 
 # --- the page -------------------------------------------------------------------------------------
@@ -176,7 +125,9 @@ async def test_the_page_knows_where_rasa_is_and_runs_no_inline_script(webchat):
     config = json.loads(data)
     assert config["socketUrl"] == "http://127.0.0.1:5005"
     assert config["socketPath"] == "/socket.io"
-    assert any(n["kind"] == "joined" for n in config["notices"])
+    assert config["texts"]["nl"]["talkToPersonMessage"] == "Ik wil een medewerker spreken"
+    assert "notices" not in config  # nothing is recognised by its text any more
+    assert '<html lang="en">' in html and 'placeholder="Type your message…"' in html
     assert all(a.get("src") or a.get("type") == "application/json" for a, _t in scripts)
 
     policy = response.headers["Content-Security-Policy"]
@@ -186,11 +137,20 @@ async def test_the_page_knows_where_rasa_is_and_runs_no_inline_script(webchat):
 
 async def test_the_page_escapes_its_configuration():
     config = load_config({"WEBCHAT_TITLE": "</script><script>alert(1)</script>"})
-    async with TestClient(TestServer(create_app(config, notices=[]))) as client:
+    async with TestClient(TestServer(create_app(config))) as client:
         html = await (await client.get("/")).text()
     assert "<script>alert(1)" not in html
     [data] = [t for a, t in page_scripts(html) if a.get("type") == "application/json"]
     assert json.loads(data)["title"] == "</script><script>alert(1)</script>"
+
+
+async def test_the_page_in_the_language_asked_for(webchat):
+    html = await (await webchat.get("/?lang=nl")).text()
+    assert '<html lang="nl" data-lang="nl">' in html
+    assert 'placeholder="Typ je bericht…"' in html and "Medewerker spreken" in html
+    assert "Northwind Shop · Chat met de klantenservice" in html
+    other = await (await webchat.get("/?lang=xx")).text()
+    assert '<html lang="en">' in other and "data-lang" not in other
 
 
 async def test_static_files_and_health(webchat):
@@ -240,9 +200,20 @@ def test_the_chat_talks_the_socketio_channel_protocol():
         "function startOver(",
         "window.sessionStorage",
         "removeItem(key)",
+        # Who speaks and the handoff state come from the metadata; the language from the page,
+        # the browser, then the conversation.
+        "meta.speaker === \"agent\"",
+        "meta.agent_name",
+        "meta.handoff",
+        "meta.language",
+        '"handoff_state"',
+        "navigator.languages",
+        'getAttribute("data-lang")',
+        'get("lang")',
     ):
         assert needle in script, needle
     assert "innerHTML" not in script  # messages are shown as text, never as markup
+    assert "RegExp(" not in script and "notices" not in script  # no guessing from the text
 
 
 def test_python_m_webchat_serves_on_loopback(tmp_path):
