@@ -2,7 +2,7 @@
 stack: Rasa server, action server, embedded helpdesk and web chat on loopback.
 
 Chromium is Debian's (`make browsers` installs it); Playwright drives it, never downloading a
-browser of its own. Screenshots of both screens go to results/screenshots/, and the current ones
+browser of its own (the ``browser`` fixture is in tests/e2e/conftest.py). Screenshots of both screens go to results/screenshots/, and the current ones
 to docs/screenshots/.
 """
 
@@ -22,17 +22,6 @@ from tests.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOTS = PROJECT_ROOT / "results" / "screenshots"
 DOCS_SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
 # Agents of tests.stack.HELPDESK_AGENTS.
@@ -46,18 +35,6 @@ def stack(tmp_path_factory):
     running = Stack(tmp_path_factory.mktemp("browser"), with_helpdesk=True, with_webchat=True).start()
     yield running
     running.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.fail(f"no Chromium at {CHROMIUM}: run `make browsers` (Debian's chromium package)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def shoot(page, name: str, *, publish: str | None = None) -> Path:
