@@ -157,3 +157,33 @@ def test_a_general_assistant_request_gets_the_scope_and_an_offer(stack, helpdesk
     assert expected in answer
     assert stack.tracker(sender)["paused"] is False
     assert helpdesk.events("handoff.requested", sender) == []
+
+
+@pytest.mark.parametrize(
+    "first, frustrated, again",
+    [
+        ("where's my package, it was due on monday", "this chat is completely pointless", "you keep giving me the same useless answer"),
+        ("waar blijft mijn pakket, het zou maandag komen", "deze chat heeft echt geen enkel nut", "je geeft steeds hetzelfde nutteloze antwoord"),
+    ],
+)
+def test_frustrated_again_after_an_ignored_offer_hands_off_without_a_second_offer(stack, helpdesk, first, frustrated, again):
+    sender = new_sender("again")
+    stack.say(sender, first)
+    offer = stack.say(sender, frustrated)
+    assert offer and helpdesk.events("handoff.requested", sender) == [], "a person is offered first"
+    answer = stack.say(sender, again)
+    [requested] = helpdesk.wait_for("handoff.requested", sender)
+    assert requested["reason"] == "frustration"
+    assert "frustrated_after_offer" in requested["trigger"]["signals"]
+    assert stack.tracker(sender)["paused"] is True
+    # The offer is not said a second time.
+    assert not {m.get("text") for m in offer} & {m.get("text") for m in answer}
+
+
+def test_an_offer_is_not_repeated_word_for_word(stack, helpdesk):
+    sender = new_sender("reword")
+    first = stack.say(sender, "Can you engrave a custom text on the watch I bought last year?")
+    stack.say(sender, "no thanks")
+    second = stack.say(sender, "Do you also repair vacuum cleaners that are out of warranty?")
+    offers = [m.get("text") for m in first + second if "colleague" in (m.get("text") or "").lower()]
+    assert len(offers) == 2 and offers[0] != offers[1], offers
