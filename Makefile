@@ -46,7 +46,7 @@ validate: install ## Check training data, domain and handoff_rules.yml
 	$(BIN)/python -m handoff.tools.validate
 
 lint: install ## Static checks of the Python code, and the import layers (pyproject.toml)
-	$(BIN)/ruff check handoff helpdesk actions tests scripts
+	$(BIN)/ruff check handoff helpdesk actions webchat tests scripts
 	$(BIN)/lint-imports --no-cache
 
 test-unit: install ## Fast tests (tests/unit and beside it), no PostgreSQL or Redis needed
