@@ -182,7 +182,7 @@ def test_the_signed_customer_forget_command(stack, agent):
     # The helpdesk erases its own ticket (make forget, or TicketStore.forget_customer).
     assert held(stack, carla)[3] == 1
     done = subprocess.run(
-        [str(BIN / "python"), "-m", "handoff.privacy", "forget", "--customer-id", "C-77", "--endpoints", str(stack.endpoints)],
+        [str(BIN / "python"), "-m", "handoff.tools.privacy_cli", "forget", "--customer-id", "C-77", "--endpoints", str(stack.endpoints)],
         cwd=PROJECT_ROOT, env=stack.env, capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0 and "1 tickets" in done.stdout, done.stdout + done.stderr
