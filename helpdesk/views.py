@@ -315,18 +315,24 @@ async def take_over(request: web.Request) -> web.Response:
     return await _claim_action(request, take_over=True)
 
 
-async def reply(request: web.Request) -> web.Response:
+async def _agent_form(request: web.Request) -> tuple[str, Any, str, str]:
+    """The ticket, the signed-in agent, and the message and note fields of a ticket's form."""
     ticket_id, form = await _form(request)
-    agent = current_agent(request)
-    text = form.get("text", "").strip()
-    note = form.get("note", "")
+    return ticket_id, current_agent(request), form.get("text", ""), form.get("note", "")
 
+
+def _check_length(problem: Any, what: str, value: str) -> None:
+    if len(value) > MAX_TEXT:
+        raise problem(f"The {what} is {len(value)} characters long; the limit is {MAX_TEXT}.")
+
+
+async def reply(request: web.Request) -> web.Response:
+    ticket_id, agent, text, note = await _agent_form(request)
+    text = text.strip()
     problem = _problem(request, ticket_id, draft_text=text, draft_note=note)
-
     if not text:
         raise problem("Write a message first.")
-    if len(text) > MAX_TEXT:
-        raise problem(f"The message is {len(text)} characters long; the limit is {MAX_TEXT}.")
+    _check_length(problem, "message", text)
     async with request.app[LOCKS_KEY].hold(ticket_id):
         ticket = await _ticket_or_404(request, ticket_id)
         if ticket.state == CLOSED:
@@ -349,15 +355,10 @@ async def reply(request: web.Request) -> web.Response:
 
 
 async def handback(request: web.Request) -> web.Response:
-    ticket_id, form = await _form(request)
-    agent = current_agent(request)
-    note = form.get("note", "").strip()
-    draft_text = form.get("text", "")
-
+    ticket_id, agent, draft_text, note = await _agent_form(request)
+    note = note.strip()
     problem = _problem(request, ticket_id, draft_text=draft_text, draft_note=note)
-
-    if len(note) > MAX_TEXT:
-        raise problem(f"The note is {len(note)} characters long; the limit is {MAX_TEXT}.")
+    _check_length(problem, "note", note)
     async with request.app[LOCKS_KEY].hold(ticket_id):
         ticket = await _ticket_or_404(request, ticket_id)
         if ticket.state == CLOSED:
