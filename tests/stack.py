@@ -207,6 +207,16 @@ class Stack:
         answer.raise_for_status()
         return answer.json()
 
+    def sign_in(self, login: str = "sanne") -> requests.Session:
+        """A browser session signed in to the embedded helpdesk as ``login`` (HELPDESK_AGENTS above)."""
+        password = dict(entry.split(":", 1) for entry in HELPDESK_AGENTS.split(","))[login]
+        session = requests.Session()
+        answer = session.post(
+            self.helpdesk_url + "/login", data={"login": login, "password": password}, allow_redirects=False, timeout=10
+        )
+        assert answer.status_code == 303, answer.status_code
+        return session
+
     def helpdesk_event(self, body: dict | bytes, headers: dict[str, str] | None = None) -> requests.Response:
         raw, signed_headers = signed(body)
         return requests.post(

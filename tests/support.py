@@ -207,3 +207,31 @@ def agent_event(event: str, **overrides) -> dict:
         body["text"] = "Hi, I am looking at your refund now."
     body.update(overrides)
     return body
+
+
+def action_handoff_call(sender: str, text: str = "I want to talk to a person", padding: int = 0) -> dict[str, Any]:
+    """What Rasa posts to the action server to run action_handoff for a made-up tracker in which
+    ``sender`` asks for a person (``padding`` characters of metadata make the body larger)."""
+    said = {
+        "event": "user",
+        "text": text,
+        "timestamp": time.time(),
+        "parse_data": {"intent": {"name": "request_human", "confidence": 0.97}, "text": text},
+        "input_channel": "rest",
+        "metadata": {"padding": "x" * padding} if padding else {},
+    }
+    return {
+        "next_action": "action_handoff",
+        "sender_id": sender,
+        "tracker": {
+            "sender_id": sender,
+            "slots": {"language": "en"},
+            "latest_message": said["parse_data"],
+            "events": [said],
+            "paused": False,
+            "latest_action_name": "action_listen",
+        },
+        "domain": {},
+        "version": "3.6.2",
+    }
+

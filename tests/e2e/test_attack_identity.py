@@ -14,7 +14,6 @@ import uuid
 
 import jwt
 import pytest
-import requests
 
 from tests.stack import Stack
 
@@ -68,15 +67,7 @@ def stack(tmp_path_factory):
 @pytest.fixture(scope="module")
 def agent(stack):
     """A browser session signed in to the embedded helpdesk as Sanne."""
-    session = requests.Session()
-    answer = session.post(
-        stack.helpdesk_url + "/login",
-        data={"login": "sanne", "password": "sanne-e2e-password"},
-        allow_redirects=False,
-        timeout=10,
-    )
-    assert answer.status_code == 303
-    return session
+    return stack.sign_in("sanne")
 
 
 def _ticket(stack: Stack, sender: str, timeout: float = 30) -> tuple[str, dict]:

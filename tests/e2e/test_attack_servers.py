@@ -19,6 +19,7 @@ import requests
 from handoff.settings import PROJECT_ROOT
 from handoff.store import HandoffStore
 from tests.stack import BIN, free_port
+from tests.support import action_handoff_call
 
 pytestmark = pytest.mark.e2e
 
@@ -27,28 +28,7 @@ EVIL = "http://evil.example"
 
 def made_up_call(sender: str, padding: int = 0) -> dict:
     """A tracker nobody had: the customer asks for a person, so action_handoff would open a ticket."""
-    said = {
-        "event": "user",
-        "text": "I want to talk to a person",
-        "timestamp": time.time(),
-        "parse_data": {"intent": {"name": "request_human", "confidence": 0.99}, "text": "I want to talk to a person"},
-        "input_channel": "rest",
-        "metadata": {"padding": "x" * padding} if padding else {},
-    }
-    return {
-        "next_action": "action_handoff",
-        "sender_id": sender,
-        "tracker": {
-            "sender_id": sender,
-            "slots": {"language": "en"},
-            "latest_message": said["parse_data"],
-            "events": [said],
-            "paused": False,
-            "latest_action_name": "action_listen",
-        },
-        "domain": {},
-        "version": "3.6.2",
-    }
+    return action_handoff_call(sender, padding=padding)
 
 
 @pytest.fixture(scope="module")

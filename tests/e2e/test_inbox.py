@@ -28,17 +28,9 @@ def stack(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def agent(stack):
-    """A browser session signed in as Sanne (HELPDESK_AGENTS in tests/stack.py)."""
-    session = requests.Session()
-    assert session.get(stack.helpdesk_url + "/", allow_redirects=False, timeout=10).status_code in (302, 303)
-    answer = session.post(
-        stack.helpdesk_url + "/login",
-        data={"login": "sanne", "password": "sanne-e2e-password"},
-        allow_redirects=False,
-        timeout=10,
-    )
-    assert answer.status_code == 303
-    return session
+    """A browser session signed in to the embedded helpdesk as Sanne."""
+    assert requests.get(stack.helpdesk_url + "/", allow_redirects=False, timeout=10).status_code in (302, 303)
+    return stack.sign_in("sanne")
 
 
 def page(agent, stack, path="/"):

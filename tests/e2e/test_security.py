@@ -51,15 +51,7 @@ def stack(tmp_path_factory):
 @pytest.fixture(scope="module")
 def agent(stack):
     """A browser session signed in to the embedded helpdesk as Sanne."""
-    session = requests.Session()
-    answer = session.post(
-        stack.helpdesk_url + "/login",
-        data={"login": "sanne", "password": "sanne-e2e-password"},
-        allow_redirects=False,
-        timeout=10,
-    )
-    assert answer.status_code == 303
-    return session
+    return stack.sign_in("sanne")
 
 
 def eventually(check, timeout=20):

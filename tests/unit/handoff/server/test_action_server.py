@@ -21,42 +21,15 @@ from handoff.server.action_server import (
     max_body_bytes,
 )
 from handoff.settings import DEVELOPMENT_SECRET, SettingsError
-from tests.support import TEST_SECRET
+from tests.support import TEST_SECRET, action_handoff_call
 
 TOKEN = "unit-actions-token-0123456789abcdef"
 LIMIT = 64 * 1024
 
 
-def user(text, intent):
-    return {
-        "event": "user",
-        "text": text,
-        "timestamp": 100.0,
-        "parse_data": {"intent": {"name": intent, "confidence": 0.97}, "text": text},
-        "input_channel": "rest",
-        "metadata": {},
-    }
-
-
 def action_call(sender: str, padding: int = 0) -> dict:
     """What Rasa posts to run action_handoff for ``sender`` (a made-up tracker)."""
-    said = user("get me a manager", "request_human")
-    if padding:
-        said["metadata"] = {"padding": "x" * padding}
-    return {
-        "next_action": "action_handoff",
-        "sender_id": sender,
-        "tracker": {
-            "sender_id": sender,
-            "slots": {"language": "en"},
-            "latest_message": said["parse_data"],
-            "events": [said],
-            "paused": False,
-            "latest_action_name": "action_listen",
-        },
-        "domain": {},
-        "version": "3.6.2",
-    }
+    return action_handoff_call(sender, "get me a manager", padding)
 
 
 @pytest.fixture
