@@ -55,9 +55,10 @@ CONTENT_SECURITY_POLICY = (
 async def _database(app: web.Application) -> AsyncIterator[None]:
     engine = create_engine_for(app[DATABASE_URL_KEY])
     session_factory = init_database(engine)
-    app[STORE_KEY] = TicketStore(session_factory)
     sessions = SessionStore(session_factory, app[SETTINGS_KEY].secret)
     app[SESSIONS_KEY] = sessions
+    # An available agent counts only while their session is live, idle timeout included.
+    app[STORE_KEY] = TicketStore(session_factory, idle_timeout=sessions.idle_timeout)
     # Agents removed or with a new password since the last start lose their sessions now.
     revoked = sessions.revoke_outdated(app[AGENTS_KEY])
     purged = sessions.purge_expired()
@@ -141,5 +142,7 @@ def create_app(
     router.add_post("/tickets/{ticket_id}/takeover", views.take_over, name="takeover")
     router.add_post("/tickets/{ticket_id}/reply", views.reply, name="reply")
     router.add_post("/tickets/{ticket_id}/handback", views.handback, name="handback")
+    router.add_post("/tickets/{ticket_id}/transfer", views.transfer, name="transfer")
+    router.add_post("/presence", views.set_presence, name="presence")
     router.add_static("/static", STATIC_DIR, name="static")
     return app

@@ -27,6 +27,12 @@ CLOSED = "closed"
 # from handoff.ended).
 HANDED_BACK = "handed_back"
 
+# Agent presence. Only "available" agents (with a live session) count as able to take customers.
+AVAILABLE = "available"
+AWAY = "away"
+OFFLINE = "offline"
+PRESENCE_STATES = (AVAILABLE, AWAY, OFFLINE)
+
 
 def utcnow() -> datetime:
     """Naive UTC now: SQLite keeps no time zone, so every stored time is UTC by convention."""
@@ -94,7 +100,8 @@ class TicketEntry(Base):
     ticket_pk = sa.Column(sa.Integer, sa.ForeignKey("tickets.id"), nullable=False, index=True)
     # customer / agent: a message (text); joined: author claimed the ticket (text: the colleague
     # they took it over from, if any); handback: author handed back (text: the note); ended: the
-    # assistant ended the handoff (text: the cause).
+    # assistant ended the handoff (text: the cause); transfer: author moved the ticket to another
+    # queue (text: JSON {"from": queue, "to": queue, "note": note}).
     kind = sa.Column(sa.String(16), nullable=False)
     author = sa.Column(sa.String(200), nullable=True)
     text = sa.Column(sa.Text, nullable=False, default="")
@@ -133,6 +140,20 @@ class AgentSession(Base):
     last_seen_at = sa.Column(sa.DateTime, nullable=False, default=utcnow, index=True)
     expires_at = sa.Column(sa.DateTime, nullable=False, index=True)
     revoked_at = sa.Column(sa.DateTime, nullable=True)
+
+
+class AgentPresence(Base):
+    """What an agent chose to be: available, away or offline. No row means offline.
+
+    Being signed in is not being available: an agent counts as available only with status
+    ``available`` and a live session in ``agent_sessions`` (see :meth:`TicketStore.count_available`).
+    """
+
+    __tablename__ = "agent_presence"
+
+    login = sa.Column(sa.String(64), primary_key=True)  # lower case, as in agent_sessions
+    status = sa.Column(sa.String(16), nullable=False, default=OFFLINE)
+    changed_at = sa.Column(sa.DateTime, nullable=False, default=utcnow)
 
 
 def create_engine_for(database_url: str) -> Engine:

@@ -11,7 +11,18 @@ from typing import Any
 
 import jinja2
 
-from helpdesk.db import ASSIGNED, CLOSED, HANDED_BACK, WAITING, Ticket, utcnow
+from handoff.triggers import RulesError, load_rules
+from helpdesk.db import (
+    ASSIGNED,
+    AVAILABLE,
+    AWAY,
+    CLOSED,
+    HANDED_BACK,
+    OFFLINE,
+    WAITING,
+    Ticket,
+    utcnow,
+)
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -255,6 +266,78 @@ def browser_label(value: Any) -> str:
     return " · ".join(parts) if parts else text
 
 
+PRESENCE_LABELS = {AVAILABLE: "Available", AWAY: "Away", OFFLINE: "Offline"}
+
+
+def presence_label(status: str) -> str:
+    return PRESENCE_LABELS.get(status, status)
+
+
+#: Queues every helpdesk of this project has (docs/HANDOFF_CONTRACT.md), offered as transfer
+#: targets even before handoff_rules.yml lists them, and listed first.
+STANDARD_QUEUES = ("support", "sales", "supervisor")
+
+
+@dataclass(frozen=True)
+class QueueChoice:
+    """A queue a ticket can be transferred to."""
+
+    name: str  # what agent.transferred sends
+    label: str  # what the agent reads
+
+
+def _queue_label(name: str, hours: Any) -> str:
+    try:
+        label = hours.display_name("en")
+    except Exception:  # the queues section is optional and may not know display names yet
+        return name
+    return label if isinstance(label, str) and label and label != name else name
+
+
+def queue_choices() -> list[QueueChoice]:
+    """The queues of handoff_rules.yml (``queues:``, else the queues its triggers name, together
+    with :data:`STANDARD_QUEUES`), the standard ones first."""
+    try:
+        rules: Any = load_rules()
+    except RulesError:
+        rules = None
+    queues = getattr(rules, "queues", None)
+    if isinstance(queues, dict) and queues:
+        found = {str(name): _queue_label(str(name), hours) for name, hours in queues.items()}
+    else:
+        triggers = getattr(rules, "triggers", None) or {}
+        found = {trigger.queue: trigger.queue for trigger in triggers.values()}
+        found.update({name: name for name in STANDARD_QUEUES if name not in found})
+    names = [name for name in STANDARD_QUEUES if name in found]
+    names += sorted(name for name in found if name not in STANDARD_QUEUES)
+    return [QueueChoice(name, found[name]) for name in names]
+
+
+def transfer_targets(ticket: Ticket) -> list[QueueChoice]:
+    """Where ``ticket`` can be transferred: every queue but its own."""
+    return [choice for choice in queue_choices() if choice.name != ticket.queue]
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """A transfer entry's text, read back."""
+
+    source: str
+    target: str
+    note: str
+
+
+def transfer_parts(text: str | None) -> Transfer:
+    """The queues and note of a ``transfer`` entry (stored as JSON)."""
+    try:
+        data = json.loads(text or "")
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        return Transfer("?", "?", text or "")
+    return Transfer(str(data.get("from") or "?"), str(data.get("to") or "?"), str(data.get("note") or ""))
+
+
 def make_environment() -> jinja2.Environment:
     """The template environment: HTML autoescaped, undefined names are errors."""
     env = jinja2.Environment(
@@ -282,5 +365,8 @@ def make_environment() -> jinja2.Environment:
         customer_fields=customer_fields,
         is_verified=is_verified,
         browser_label=browser_label,
+        presence_label=presence_label,
+        transfer_parts=transfer_parts,
     )
+    env.globals.update(transfer_targets=transfer_targets)
     return env

@@ -10,19 +10,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from aiohttp import web
 
 from helpdesk.auth import SESSION_COOKIE, Agent
+from helpdesk.db import OFFLINE
 from helpdesk.keys import (
     AGENT_REQUEST_KEY,
     AGENTS_KEY,
     SESSIONS_KEY,
     SETTINGS_KEY,
+    STORE_KEY,
     THROTTLE_KEY,
 )
-from helpdesk.views import check_same_origin, render
+from helpdesk.views import check_same_origin, load_presence, local_path, render
 
 logger = logging.getLogger("helpdesk.auth")
 
@@ -34,12 +36,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def _safe_next(target: str | None) -> str:
     """Where to go after signing in: a path on this site only (never another host)."""
-    if not target:
-        return "/"
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return "/"
-    if "\\" in target or target.startswith("/login") or target.startswith("/logout"):
+    target = local_path(target)
+    if target.startswith("/login") or target.startswith("/logout"):
         return "/"
     return target
 
@@ -84,6 +82,9 @@ async def require_agent(request: web.Request, handler: Handler) -> web.StreamRes
             content_type="application/json",
         )
     request[AGENT_REQUEST_KEY] = agent
+    if request.method == "GET" and request.path != "/events":
+        # Every page's header shows the agent's presence and who is available.
+        await load_presence(request)
     return await handler(request)
 
 
@@ -129,6 +130,10 @@ async def login_submit(request: web.Request) -> web.Response:
         )
     throttle.succeeded(address, login)
     sessions = request.app[SESSIONS_KEY]
+    if not await asyncio.to_thread(sessions.live_count, agent.login):
+        # Signed in is not available: a first sign-in starts offline until the agent chooses
+        # "Available" (another open browser of the agent keeps its status).
+        await asyncio.to_thread(request.app[STORE_KEY].set_presence, agent.login, OFFLINE)
     token = await asyncio.to_thread(sessions.issue, agent)
     response = web.HTTPSeeOther(location=next_path)
     response.set_cookie(
@@ -161,5 +166,7 @@ async def logout(request: web.Request) -> web.Response:
     response = web.HTTPSeeOther(location="/login")
     response.del_cookie(SESSION_COOKIE, path="/")
     if login is not None:
+        # Signing out ends the agent's availability, whatever other browsers they left open.
+        await asyncio.to_thread(request.app[STORE_KEY].set_presence, login, OFFLINE)
         logger.info("%s signed out", login)
     raise response

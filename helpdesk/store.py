@@ -7,12 +7,13 @@ so a slow disk never blocks the event loop.
 from __future__ import annotations
 
 import json
+import math
 import re
 import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,17 +21,24 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from handoff.privacy import Customer, chunks, like_any, retention_days
+from helpdesk.auth import display_name
 from helpdesk.db import (
     ASSIGNED,
+    AVAILABLE,
     CLOSED,
     HANDED_BACK,
+    OFFLINE,
+    PRESENCE_STATES,
     WAITING,
+    AgentPresence,
+    AgentSession,
     ProcessedEvent,
     Ticket,
     TicketEntry,
     priority_rank,
     utcnow,
 )
+from helpdesk.sessions import SESSION_IDLE_TIMEOUT
 
 #: Average handling time used before any ticket has been handed back.
 DEFAULT_HANDLING_SECONDS = 180
@@ -73,11 +81,53 @@ def _error(status: int, error: str, message: str) -> WebhookResult:
     return WebhookResult(status, _json({"error": error, "message": message}))
 
 
-class TicketStore:
-    """All reads and writes of tickets, entries and processed webhook deliveries."""
+@dataclass(frozen=True)
+class WaitEstimate:
+    """What the answer to ``handoff.requested`` says about the wait (docs/HANDOFF_CONTRACT.md)."""
 
-    def __init__(self, session_factory: sessionmaker) -> None:
+    agents_available: int  # status available and a live session
+    free_agents: int  # of those, the ones with no assigned open ticket
+    queue_position: int  # 1 + waiting tickets of the same queue served first
+    average_handling_seconds: float
+    estimated_wait_seconds: int | None  # None when nobody is available
+
+    def answer(self, ticket_id: str) -> dict[str, Any]:
+        return {
+            "ticket_id": ticket_id,
+            "estimated_wait_seconds": self.estimated_wait_seconds,
+            "agents_available": self.agents_available,
+            "queue_position": self.queue_position,
+        }
+
+
+@dataclass(frozen=True)
+class Presence:
+    """An agent's own status and who is available now, for the console's header."""
+
+    status: str
+    available: tuple[str, ...]  # logins, sorted
+
+    @property
+    def available_count(self) -> int:
+        return len(self.available)
+
+    @property
+    def available_names(self) -> list[str]:
+        return [display_name(login) for login in self.available]
+
+
+class TicketStore:
+    """All reads and writes of tickets, entries, processed webhook deliveries and presence.
+
+    ``idle_timeout`` (seconds) is the agent sessions' idle timeout: an available agent whose
+    session was not used for that long no longer counts as available.
+    """
+
+    def __init__(
+        self, session_factory: sessionmaker, idle_timeout: float = SESSION_IDLE_TIMEOUT
+    ) -> None:
         self._sessions = session_factory
+        self.idle_timeout = idle_timeout
 
     # --- webhook --------------------------------------------------------------------------------
 
@@ -157,8 +207,7 @@ class TicketStore:
             return _error(
                 400, "conversation_mismatch", "handoff_id belongs to another conversation"
             )
-        wait = self.estimate_wait(session, ticket)
-        answer = {"ticket_id": ticket.ticket_id, "estimated_wait_seconds": wait}
+        answer = self.wait_estimate(session, ticket).answer(ticket.ticket_id)
         return WebhookResult(200, _json(answer), ticket_id=ticket.ticket_id)
 
     def _conversation_message(self, session: Session, body: dict[str, Any]) -> WebhookResult:
@@ -233,15 +282,53 @@ class TicketStore:
 
     # --- waiting time ---------------------------------------------------------------------------
 
-    def estimate_wait(self, session: Session, ticket: Ticket) -> int:
-        """Seconds until an agent is free for ``ticket``: the waiting, unassigned tickets served
-        before it (higher priority, or same priority and older) times the average handling time.
+    def wait_estimate(
+        self, session: Session, ticket: Ticket, now: datetime | None = None
+    ) -> WaitEstimate:
+        """The wait for ``ticket`` as the contract defines it.
+
+        ``queue_position`` is 1 + the waiting tickets of the same queue served before it (higher
+        priority, or the same priority and older). With nobody available the wait is unknown
+        (None). Otherwise it is 0 when a free available agent is left for this position, else
+        ``ceil((position - free agents) / available agents)`` rounds of the queue's average
+        handling time.
         """
+        available = self._available_logins(session, now)
+        names = {display_name(login).lower() for login in available}
+        busy = {
+            (name or "").lower()
+            for name in session.execute(
+                sa.select(Ticket.agent_name).where(Ticket.state == ASSIGNED).distinct()
+            ).scalars()
+        }
+        free = len(names - busy)
+        average = self.average_handling_seconds(session, ticket.queue)
         if ticket.state != WAITING:
-            return 0
-        ahead = session.execute(
+            # Asked again for a ticket an agent has (or had): nobody is before it.
+            position = 1
+            wait: int | None = 0
+        else:
+            position = 1 + self._ahead(session, ticket)
+            if position <= free:
+                wait = 0
+            else:
+                rounds = math.ceil((position - free) / len(available)) if available else 0
+                wait = int(round(rounds * average))
+        if not available:
+            wait = None
+        return WaitEstimate(len(available), free, position, average, wait)
+
+    def estimate_wait(self, session: Session, ticket: Ticket) -> int | None:
+        """Seconds until an agent is free for ``ticket`` (None when nobody is available)."""
+        return self.wait_estimate(session, ticket).estimated_wait_seconds
+
+    @staticmethod
+    def _ahead(session: Session, ticket: Ticket) -> int:
+        """Waiting tickets of the ticket's queue that are served before it."""
+        return session.execute(
             sa.select(sa.func.count(Ticket.id)).where(
                 Ticket.state == WAITING,
+                Ticket.queue == ticket.queue,
                 Ticket.id != ticket.id,
                 sa.or_(
                     Ticket.priority_rank < ticket.priority_rank,
@@ -255,25 +342,84 @@ class TicketStore:
                 ),
             )
         ).scalar_one()
-        return int(round(ahead * self.average_handling_seconds(session)))
 
     @staticmethod
-    def average_handling_seconds(session: Session) -> float:
-        """Mean time from join to hand-back over the last handed-back tickets (180 s if none)."""
-        rows = session.execute(
+    def average_handling_seconds(session: Session, queue: str | None = None) -> float:
+        """Mean time from join to hand-back over the last :data:`HANDLING_SAMPLE` handed-back
+        tickets of ``queue``; of all queues when that queue has none; 180 s when there are none."""
+        handed_back = (
             sa.select(Ticket.joined_at, Ticket.closed_at)
             .where(
                 Ticket.close_cause == HANDED_BACK,
                 Ticket.joined_at.is_not(None),
                 Ticket.closed_at.is_not(None),
             )
-            .order_by(Ticket.closed_at.desc())
+            .order_by(Ticket.closed_at.desc(), Ticket.id.desc())
             .limit(HANDLING_SAMPLE)
-        ).all()
+        )
+        rows = []
+        if queue is not None:
+            rows = session.execute(handed_back.where(Ticket.queue == queue)).all()
+        if not rows:
+            rows = session.execute(handed_back).all()
         if not rows:
             return float(DEFAULT_HANDLING_SECONDS)
         durations = [max((closed - joined).total_seconds(), 0.0) for joined, closed in rows]
         return sum(durations) / len(durations)
+
+    # --- presence -------------------------------------------------------------------------------
+
+    def set_presence(self, login: str, status: str, now: datetime | None = None) -> None:
+        """Record that ``login`` is now ``status`` (available, away or offline)."""
+        if status not in PRESENCE_STATES:
+            raise ValueError(f"unknown presence {status!r}; one of: {', '.join(PRESENCE_STATES)}")
+        login = login.strip().lower()
+        with self._sessions() as session, session.begin():
+            row = session.get(AgentPresence, login)
+            if row is None:
+                session.add(AgentPresence(login=login, status=status, changed_at=now or utcnow()))
+            elif row.status != status:
+                row.status = status
+                row.changed_at = now or utcnow()
+
+    def get_presence(self, login: str) -> str:
+        """The status ``login`` chose last; ``offline`` when they never chose one."""
+        with self._sessions() as session:
+            row = session.get(AgentPresence, login.strip().lower())
+            return row.status if row is not None else OFFLINE
+
+    def available_logins(self, now: datetime | None = None) -> list[str]:
+        """Agents available now: status available and a live session (sorted logins)."""
+        with self._sessions() as session:
+            return self._available_logins(session, now)
+
+    def count_available(self, now: datetime | None = None) -> int:
+        """How many agents are available now (see :meth:`available_logins`)."""
+        return len(self.available_logins(now))
+
+    def presence(self, login: str, now: datetime | None = None) -> Presence:
+        """``login``'s own status and everyone available now, in one read."""
+        with self._sessions() as session:
+            row = session.get(AgentPresence, login.strip().lower())
+            status = row.status if row is not None else OFFLINE
+            return Presence(status, tuple(self._available_logins(session, now)))
+
+    def _available_logins(self, session: Session, now: datetime | None = None) -> list[str]:
+        now = now or utcnow()
+        live = (
+            sa.select(AgentSession.login)
+            .where(AgentSession.revoked_at.is_(None))
+            .where(AgentSession.expires_at > now)
+            .where(AgentSession.last_seen_at > now - timedelta(seconds=self.idle_timeout))
+        )
+        return list(
+            session.execute(
+                sa.select(AgentPresence.login)
+                .where(AgentPresence.status == AVAILABLE)
+                .where(AgentPresence.login.in_(live))
+                .order_by(AgentPresence.login)
+            ).scalars()
+        )
 
     # --- pages ----------------------------------------------------------------------------------
 
@@ -348,6 +494,17 @@ class TicketStore:
             if ticket.agent_name is None:
                 ticket.agent_name = agent
             session.add(TicketEntry(ticket=ticket, kind="handback", author=agent, text=note or ""))
+
+    def record_transfer(self, ticket_id: str, agent: str, queue: str, note: str) -> None:
+        """``agent`` moved the ticket to ``queue``: it waits there again, unassigned (the time it
+        was first joined is kept)."""
+        with self._sessions() as session, session.begin():
+            ticket = self._require(session, ticket_id)
+            text = _json({"from": ticket.queue, "to": queue, "note": note})
+            ticket.queue = queue
+            ticket.state = WAITING
+            ticket.agent_name = None
+            session.add(TicketEntry(ticket=ticket, kind="transfer", author=agent, text=text))
 
     @staticmethod
     def _require(session: Session, ticket_id: str) -> Ticket:

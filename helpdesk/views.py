@@ -1,5 +1,6 @@
 """The agent console: pages (inbox, ticket), their live parts, and the agent's actions
-(claim, take over, reply, hand back). Every action is done as the signed-in agent.
+(claim, take over, reply, hand back, transfer, presence). Every action is done as the signed-in
+agent.
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -14,7 +16,16 @@ from aiohttp import web
 
 from helpdesk.assistant import Delivery
 from helpdesk.auth import SESSION_COOKIE, Agent
-from helpdesk.db import ASSIGNED, CLOSED, WAITING, Ticket
+from helpdesk.db import (
+    ASSIGNED,
+    AVAILABLE,
+    AWAY,
+    CLOSED,
+    OFFLINE,
+    PRESENCE_STATES,
+    WAITING,
+    Ticket,
+)
 from helpdesk.flash import FLASH_COOKIE, Flash
 from helpdesk.keys import (
     AGENT_REQUEST_KEY,
@@ -28,14 +39,30 @@ from helpdesk.keys import (
     TEMPLATES_KEY,
 )
 from helpdesk.live import KEEPALIVE_SECONDS, RETRY_MILLISECONDS
+from helpdesk.presentation import presence_label, transfer_targets
 from helpdesk.store import TicketNotFound
 
 logger = logging.getLogger("helpdesk.agent")
 
 MAX_TEXT = 5000
+#: The longest note for colleagues a transfer may carry.
+MAX_TRANSFER_NOTE = 2000
+
+#: The signed-in agent's presence (a :class:`helpdesk.store.Presence`), read for every page.
+PRESENCE_REQUEST_KEY = "helpdesk.presence"
 
 # Template constants every page may use.
-_STATES = {"WAITING": WAITING, "ASSIGNED": ASSIGNED, "CLOSED": CLOSED, "max_text": MAX_TEXT}
+_STATES = {
+    "WAITING": WAITING,
+    "ASSIGNED": ASSIGNED,
+    "CLOSED": CLOSED,
+    "AVAILABLE": AVAILABLE,
+    "AWAY": AWAY,
+    "OFFLINE": OFFLINE,
+    "PRESENCE_STATES": PRESENCE_STATES,
+    "max_text": MAX_TEXT,
+    "max_transfer_note": MAX_TRANSFER_NOTE,
+}
 
 
 def current_agent(request: web.Request) -> Agent:
@@ -43,13 +70,49 @@ def current_agent(request: web.Request) -> Agent:
     return request[AGENT_REQUEST_KEY]
 
 
+def local_path(target: Any) -> str:
+    """``target`` when it is a path on this site (never another host), else ``/``."""
+    if not isinstance(target, str) or not target:
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    if "\\" in target or any(ord(c) < 32 for c in target):
+        return "/"
+    return target
+
+
+def _page_context(request: web.Request, context: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "agent": request.get(AGENT_REQUEST_KEY),
+        "presence": request.get(PRESENCE_REQUEST_KEY),
+        "here": request.path_qs,
+        **_STATES,
+        **context,
+    }
+
+
 def _html(request: web.Request, template: str, **context: Any) -> str:
-    agent = request.get(AGENT_REQUEST_KEY)
     return (
         request.app[TEMPLATES_KEY]
         .get_template(template)
-        .render(agent=agent, **_STATES, **context)
+        .render(_page_context(request, context))
     )
+
+
+def _block(request: web.Request, template: str, block: str, **context: Any) -> str:
+    """One block of a template, e.g. the presence control of the page header."""
+    page = request.app[TEMPLATES_KEY].get_template(template)
+    return "".join(page.blocks[block](page.new_context(_page_context(request, context))))
+
+
+async def load_presence(request: web.Request) -> None:
+    """Read the signed-in agent's presence for the page header."""
+    agent = request.get(AGENT_REQUEST_KEY)
+    if agent is not None:
+        request[PRESENCE_REQUEST_KEY] = await asyncio.to_thread(
+            request.app[STORE_KEY].presence, agent.login
+        )
 
 
 def render(request: web.Request, template: str, status: int = 200, **context: Any) -> web.Response:
@@ -93,6 +156,7 @@ async def inbox_partial(request: web.Request) -> web.Response:
             "html": {
                 "queue": _html(request, "_inbox_queue.html", **queue),
                 "closed": _html(request, "_inbox_closed.html", closed_tickets=closed),
+                "presence": _block(request, "base.html", "presence", here="/"),
             },
             "waiting": len(queue["waiting_tickets"]),
             "open": len(queue["open_tickets"]),
@@ -124,6 +188,9 @@ async def ticket_partial(request: web.Request) -> web.Response:
                 "timeline": _html(request, "_ticket_timeline.html", **context),
                 "work": _html(request, "_ticket_work.html", **context),
                 "sidebar": _html(request, "_sidebar_queue.html", **context),
+                "presence": _block(
+                    request, "base.html", "presence", here=f"/tickets/{quote(ticket.ticket_id)}"
+                ),
             },
             "state": ticket.state,
             "agent": ticket.agent_name,
@@ -375,3 +442,71 @@ async def handback(request: web.Request) -> web.Response:
     request.app[LIVE_KEY].publish("closed", ticket_id, agent.name)
     logger.info("%s handed ticket %s back to the bot", agent.login, ticket_id)
     raise _back(request, ticket_id)
+
+
+@dataclass(frozen=True)
+class TransferFlash(Flash):
+    """A notice after a transfer that did not happen, with the transfer's own draft."""
+
+    transfer_note: str = ""
+    transfer_queue: str = ""
+
+
+async def transfer(request: web.Request) -> web.Response:
+    """Move the ticket to another queue: the assistant tells the customer and the ticket waits
+    there again, unassigned. Only the agent handling it, or anyone while it waits, may."""
+    ticket_id, form = await _form(request)
+    agent = current_agent(request)
+    queue = form.get("queue", "").strip()
+    note = form.get("note", "").strip()
+
+    def problem(message: str) -> web.HTTPSeeOther:
+        flash = TransferFlash(
+            ticket_id, "error", message, transfer_note=note, transfer_queue=queue
+        )
+        return _back(request, ticket_id, flash)
+
+    if not note:
+        raise problem("Write a note for your colleagues first: why is it transferred?")
+    if len(note) > MAX_TRANSFER_NOTE:
+        raise problem(
+            f"The transfer note is {len(note)} characters long; the limit is {MAX_TRANSFER_NOTE}."
+        )
+    async with request.app[LOCKS_KEY].hold(ticket_id):
+        ticket = await _ticket_or_404(request, ticket_id)
+        if ticket.state == CLOSED:
+            raise _back(request, ticket_id, _closed_flash(ticket))
+        if ticket.state == ASSIGNED and ticket.agent_name != agent.name:
+            message = _taken_flash(ticket, "transfer it").message
+            raise problem(message)
+        targets = {choice.name for choice in transfer_targets(ticket)}
+        if queue == ticket.queue:
+            raise problem(f"This ticket is already in the {queue} queue; choose another queue.")
+        if queue not in targets:
+            raise problem("Choose the queue to transfer to." if not queue else f"There is no queue {queue!r}.")
+        source = ticket.queue
+        delivery = await _send(request, ticket, "agent.transferred", agent, queue=queue, note=note)
+        if not delivery.ok:
+            raise problem(_failed("Transfer", delivery))
+        await asyncio.to_thread(
+            request.app[STORE_KEY].record_transfer, ticket_id, agent.name, queue, note
+        )
+    request.app[LIVE_KEY].publish("transferred", ticket_id, agent.name)
+    logger.info("%s transferred ticket %s from %s to %s", agent.login, ticket_id, source, queue)
+    raise _back(request, ticket_id, Flash(ticket_id, "info", f"Transferred to the {queue} queue."))
+
+
+async def set_presence(request: web.Request) -> web.Response:
+    """The signed-in agent becomes available, away or offline (form field ``status``)."""
+    check_same_origin(request)
+    form = await request.post()
+    status = form.get("status")
+    if status not in PRESENCE_STATES:
+        raise web.HTTPBadRequest(
+            text=f"status must be one of: {', '.join(PRESENCE_STATES)}", content_type="text/plain"
+        )
+    agent = current_agent(request)
+    await asyncio.to_thread(request.app[STORE_KEY].set_presence, agent.login, status)
+    request.app[LIVE_KEY].publish("presence", None, agent.name)
+    logger.info("%s is now %s", agent.login, presence_label(str(status)).lower())
+    raise web.HTTPSeeOther(location=local_path(form.get("next")))

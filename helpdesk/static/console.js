@@ -59,28 +59,36 @@
     if (force || nearBottom) { pane.scrollTop = pane.scrollHeight; }
   }
 
-  // Keep the agent's unsent reply and note (and the caret) across a swap of the work area.
+  // Keep the agent's unsent reply, notes and choices (and the caret) across a swap of the work
+  // area. Fields are told apart by their form's action and their name: the hand-back and the
+  // transfer forms both have a "note".
+  function draftKey(field) {
+    return (field.form ? field.form.getAttribute("action") : "") + "|" + field.name;
+  }
+
   function saveDrafts(root) {
-    var saved = [];
-    var fields = root.querySelectorAll("textarea[name], input[type=text][name]");
+    var saved = {};
+    var fields = root.querySelectorAll("textarea[name], input[type=text][name], select[name]");
     for (var i = 0; i < fields.length; i++) {
       var field = fields[i];
-      saved.push({
-        name: field.name, value: field.value, focused: document.activeElement === field,
+      saved[draftKey(field)] = {
+        value: field.value, focused: document.activeElement === field,
         start: field.selectionStart, end: field.selectionEnd
-      });
+      };
     }
     return saved;
   }
 
   function restoreDrafts(root, saved) {
-    for (var i = 0; i < saved.length; i++) {
-      var field = root.querySelector("[name='" + saved[i].name + "']");
-      if (!field) { continue; }
-      if (saved[i].value) { field.value = saved[i].value; }
-      if (saved[i].focused && !field.disabled) {
+    var fields = root.querySelectorAll("textarea[name], input[type=text][name], select[name]");
+    for (var i = 0; i < fields.length; i++) {
+      var field = fields[i];
+      var draft = saved[draftKey(field)];
+      if (!draft) { continue; }
+      if (draft.value) { field.value = draft.value; }
+      if (draft.focused && !field.disabled) {
         field.focus();
-        try { field.setSelectionRange(saved[i].start, saved[i].end); } catch (e) { /* not a text field */ }
+        try { field.setSelectionRange(draft.start, draft.end); } catch (e) { /* not a text field */ }
       }
     }
   }

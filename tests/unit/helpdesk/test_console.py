@@ -18,8 +18,10 @@ from handoff.schemas import validate_inbound
 from handoff.signing import sign_headers
 from helpdesk.db import HANDED_BACK, Ticket, create_engine_for, init_database, utcnow
 from helpdesk.presentation import browser_label, customer_fields, is_verified
+from helpdesk.sessions import SessionStore
 from helpdesk.store import TicketStore
 from tests.helpdesk_support import (
+    GRACE,
     SECRET,
     deliver,
     make_app,
@@ -52,6 +54,7 @@ class FormParser(HTMLParser):
 
 
 async def test_handoff_requested_answers_ticket_and_wait(helpdesk):
+    await helpdesk.post("/presence", data={"status": "available"})  # Grace takes customers
     _, first = await request_handoff(helpdesk)
     _, second = await request_handoff(helpdesk)
     assert re.fullmatch(r"HD-[0-9A-F]{8}", first["ticket_id"])
@@ -62,6 +65,7 @@ async def test_handoff_requested_answers_ticket_and_wait(helpdesk):
 
 
 async def test_wait_counts_only_tickets_served_first(helpdesk):
+    await helpdesk.post("/presence", data={"status": "available"})  # Grace takes customers
     await request_handoff(helpdesk, priority="normal")
     await request_handoff(helpdesk, priority="normal")
     _, urgent = await request_handoff(helpdesk, priority="urgent")
@@ -516,6 +520,8 @@ def test_wait_uses_the_mean_handling_time_of_recent_handbacks(database_url):
     try:
         sessions = init_database(engine)
         store = TicketStore(sessions)
+        SessionStore(sessions, SECRET).issue(GRACE)  # one agent signed in and available
+        store.set_presence(GRACE.login, "available")
         with sessions() as session, session.begin():
             now = utcnow()
             for index, seconds in enumerate((60, 120)):

@@ -134,7 +134,7 @@ async def test_the_ticket_fragments_follow_the_conversation(helpdesk, alan):
     await deliver(helpdesk, message)
 
     data = await (await helpdesk.get(path)).json()
-    assert set(data["html"]) == {"ticket-head", "timeline", "work", "sidebar"}
+    assert set(data["html"]) == {"ticket-head", "timeline", "work", "sidebar", "presence"}
     assert "Are you still there?" in data["html"]["timeline"].split("Since the handoff", 1)[1]
     assert "Claim" in data["html"]["work"]
     assert data["state"] == "waiting"
