@@ -31,9 +31,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from handoff.privacy import Customer, chunks, like_any, normalise_email, normalise_phone
 from helpdesk.db import Base, ProcessedEvent, Ticket, TicketEntry, utcnow
 from helpdesk.flash import FLASH_COOKIE, Flash
-from helpdesk.keys import AGENTS_KEY, FLASH_KEY
 from helpdesk.presentation import UNVERIFIED_TEXT, VERIFIED_TEXT, is_verified, parse_time
-from helpdesk.views import MAX_TEXT, check_same_origin, current_agent, render
+
+# helpdesk.keys and helpdesk.views are imported by the page's handlers when they run, not here:
+# helpdesk.keys imports helpdesk.store, which may import this module for the privacy hooks.
 
 logger = logging.getLogger("helpdesk.follow_ups")
 
@@ -524,6 +525,8 @@ def rows(follow_ups: Iterable[FollowUp], at: datetime, names: dict[str, str]) ->
 
 
 def _agent_names(request: web.Request) -> dict[str, str]:
+    from helpdesk.keys import AGENTS_KEY
+
     directory = request.app[AGENTS_KEY]
     names = {}
     for login in directory.logins():
@@ -534,6 +537,9 @@ def _agent_names(request: web.Request) -> dict[str, str]:
 
 
 async def follow_ups_page(request: web.Request) -> web.Response:
+    from helpdesk.keys import FLASH_KEY
+    from helpdesk.views import render
+
     store = request.app[FOLLOW_UPS_KEY]
     open_items = await asyncio.to_thread(store.open_follow_ups)
     closed = await asyncio.to_thread(store.recent_closed)
@@ -559,6 +565,8 @@ def _back(
     request: web.Request, message: str | None = None, level: str = "error", **drafts: str
 ) -> web.HTTPSeeOther:
     """303 to the Follow-ups page, with a one-time notice when there is one."""
+    from helpdesk.keys import FLASH_KEY
+
     response = web.HTTPSeeOther(location="/follow-ups")
     if message is not None:
         key = request.app[FLASH_KEY].put(Flash(FLASH_PAGE, level, message, **drafts))
@@ -567,6 +575,8 @@ def _back(
 
 
 async def _form(request: web.Request) -> tuple[str, dict[str, str]]:
+    from helpdesk.views import check_same_origin
+
     check_same_origin(request)
     form = await request.post()
     fields = {key: str(value) for key, value in form.items() if isinstance(value, str)}
@@ -580,17 +590,25 @@ async def _act(request: web.Request, action: Any, *args: Any, **drafts: str) -> 
         raise _back(request, str(error), **drafts) from None
 
 
+def _agent(request: web.Request) -> Any:
+    from helpdesk.views import current_agent
+
+    return current_agent(request)
+
+
 async def claim(request: web.Request) -> web.Response:
     follow_up_id, _fields = await _form(request)
-    agent = current_agent(request)
+    agent = _agent(request)
     follow_up = await _act(request, request.app[FOLLOW_UPS_KEY].claim, follow_up_id, agent.login)
     logger.info("%s claimed follow-up %s", agent.login, follow_up.follow_up_id)
     raise _back(request)
 
 
 async def assign(request: web.Request) -> web.Response:
+    from helpdesk.keys import AGENTS_KEY
+
     follow_up_id, fields = await _form(request)
-    agent = current_agent(request)
+    agent = _agent(request)
     colleague = request.app[AGENTS_KEY].get(fields.get("login", ""))
     if colleague is None:
         raise _back(request, "Choose a colleague to assign the follow-up to.")
@@ -602,8 +620,10 @@ async def assign(request: web.Request) -> web.Response:
 
 
 async def close(request: web.Request) -> web.Response:
+    from helpdesk.views import MAX_TEXT
+
     follow_up_id, fields = await _form(request)
-    agent = current_agent(request)
+    agent = _agent(request)
     outcome = fields.get("outcome", "")
     note = fields.get("note", "").strip()
     # The note is kept for the row it was typed in if the close is refused.

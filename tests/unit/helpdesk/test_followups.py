@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -528,3 +530,14 @@ def test_now_is_the_business_clock_when_there_is_one(monkeypatch):
     monkeypatch.setenv("HANDOFF_ENV", "development")
     monkeypatch.setenv("HANDOFF_NOW", "2026-12-07T10:00:00+01:00")
     assert followups.now() == datetime(2026, 12, 7, 9, 0, tzinfo=timezone.utc)
+
+
+def test_the_store_part_imports_no_web_module():
+    """helpdesk.store may import this module (privacy hooks): it must not import helpdesk.keys,
+    which imports helpdesk.store."""
+    code = (
+        "import sys, helpdesk.followups, helpdesk.history; "
+        "print(sorted(m for m in ('helpdesk.keys', 'helpdesk.store', 'helpdesk.views') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
