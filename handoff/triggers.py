@@ -17,6 +17,7 @@ import yaml
 
 from handoff.explicit_request import ExplicitRequestConfig
 from handoff.frustration import FrustrationConfig
+from handoff.hours import HoursError, QueueHours, parse_queues
 from handoff.language import LanguageConfig
 from handoff.leads import LeadScoringConfig
 from handoff.settings import PROJECT_ROOT
@@ -47,6 +48,7 @@ RULES_SCHEMA = {
         "frustration": {"type": "object"},
         "lead_scoring": {"type": "object"},
         "explicit_request": {"type": "object"},
+        "queues": {"type": "object"},
         "timeout": {
             "type": "object",
             "additionalProperties": False,
@@ -177,6 +179,11 @@ class HandoffRules:
     explicit_request: ExplicitRequestConfig = field(default_factory=lambda: ExplicitRequestConfig.from_dict(None))
     timeout: Timeout = field(default_factory=Timeout)
     waiting: Waiting = field(default_factory=Waiting)
+    queues: dict[str, QueueHours] = field(default_factory=dict)
+
+    def queue_hours(self, name: str) -> QueueHours:
+        """The business hours of queue ``name``; always open when ``queues:`` does not list it."""
+        return self.queues.get(name) or QueueHours.always_open(name)
 
     def get(self, name: str) -> Trigger:
         try:
@@ -257,10 +264,15 @@ def parse_rules(data: object, source: str = "handoff_rules.yml") -> HandoffRules
             sections[key] = config_class.from_dict(data.get(key))  # type: ignore[union-attr]
         except ValueError as exc:
             raise RulesError(f"{source}: {key}: {exc}") from exc
+    try:
+        queues = parse_queues(data.get("queues"), source)  # type: ignore[union-attr]
+    except HoursError as exc:
+        raise RulesError(str(exc)) from exc
     return HandoffRules(
         triggers,
         timeout=Timeout(**(data.get("timeout") or {})),  # type: ignore[union-attr]
         waiting=Waiting.from_dict(data.get("waiting")),  # type: ignore[union-attr]
+        queues=queues,
         **sections,
     )
 

@@ -1,7 +1,8 @@
 """``python -m handoff.tools.validate``: check handoff_rules.yml against the domain.
 
 Tells a conversation designer at once when a trigger names an intent or response the domain does
-not have, or when a response the handoff loop needs is missing.
+not have, when a response the handoff loop needs is missing, when a trigger's queue has no business
+hours (``queues:``), or when a queue's texts lack a language or use an unknown placeholder.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import yaml
 
+from handoff.hours import PLACEHOLDERS, placeholders
 from handoff.settings import PROJECT_ROOT
-from handoff.triggers import RulesError, load_rules, rules_path
+from handoff.triggers import HandoffRules, RulesError, load_rules, rules_path
 
 # Responses the actions and the helpdesk channel say; the domain must define each.
 REQUIRED_RESPONSES = (
@@ -26,6 +28,8 @@ REQUIRED_RESPONSES = (
     "utter_rephrase",
 )
 REQUIRED_INTENTS = ("EXTERNAL_handback",)
+# Languages every queue's customer-facing texts (queues: name, closed_text) must have.
+QUEUE_LANGUAGES = ("en", "nl")
 
 
 def load_domain(path: Path) -> dict:
@@ -56,12 +60,38 @@ def problems(domain_path: Path, rules_file: Path) -> list[str]:
             response = getattr(trigger, key)
             if response and response not in responses:
                 found.append(f"trigger {trigger.name!r}: {key} {response!r} is not in the domain")
+    found.extend(queue_problems(rules))
     for response in REQUIRED_RESPONSES:
         if response not in responses:
             found.append(f"the domain has no {response!r}, which the handoff loop says")
     for intent in REQUIRED_INTENTS:
         if intent not in intents:
             found.append(f"the domain has no intent {intent!r}, which the helpdesk hand-back triggers")
+    return found
+
+
+def queue_problems(rules: HandoffRules) -> list[str]:
+    """Triggers whose queue has no business hours, and queue texts that miss a language or use a
+    placeholder other than {name} and {opens}."""
+    found = []
+    for trigger in rules.triggers.values():
+        if trigger.queue not in rules.queues:
+            found.append(
+                f"trigger {trigger.name!r}: queue {trigger.queue!r} has no entry in queues: "
+                "(without business hours it would count as always open)"
+            )
+    for queue in rules.queues.values():
+        for key, texts in (("name", dict(queue.names)), ("closed_text", dict(queue.closed_texts))):
+            for language in QUEUE_LANGUAGES:
+                if language not in texts:
+                    found.append(f"queue {queue.queue!r}: {key} has no {language!r} text")
+        for language, text in queue.closed_texts:
+            unknown = sorted(placeholders(text) - PLACEHOLDERS)
+            if unknown:
+                names = ", ".join("{" + name + "}" for name in unknown)
+                found.append(
+                    f"queue {queue.queue!r}: closed_text {language!r} uses {names}; only {{name}} and {{opens}} are filled in"
+                )
     return found
 
 
