@@ -641,8 +641,11 @@ async def close(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    """Add the Follow-ups page and its actions (signed-in agents only, like every other page)."""
+    """Add the Follow-ups page and its actions (signed-in agents only, like every other page);
+    nothing when they are there already."""
     router = app.router
+    if "follow_ups" in router.named_resources():
+        return
     router.add_get("/follow-ups", follow_ups_page, name="follow_ups")
     router.add_post("/follow-ups/{follow_up_id}/claim", claim, name="follow_up_claim")
     router.add_post("/follow-ups/{follow_up_id}/assign", assign, name="follow_up_assign")

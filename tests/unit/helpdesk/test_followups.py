@@ -362,7 +362,8 @@ async def app_client(assistant, database_url, monkeypatch):
     factory = init_database(engine)
 
     async def _attach(app):
-        attach(app, factory)
+        if followups.FOLLOW_UPS_KEY not in app:  # create_app may attach the store itself
+            attach(app, factory)
 
     app.on_startup.append(_attach)
     client = TestClient(TestServer(app))
@@ -380,6 +381,7 @@ async def _post(client: TestClient, path: str, **data: str):
 async def test_the_page_needs_a_signed_in_agent(assistant, database_url):
     app = make_app(make_settings(assistant.url), database_url)
     setup(app)
+    setup(app)  # a second time changes nothing
     async with TestClient(TestServer(app)) as anonymous:
         page = await anonymous.get("/follow-ups", allow_redirects=False)
         assert page.status == 303
