@@ -1,9 +1,12 @@
-"""After no agent came in time: a callback number or an email address, and the helpdesk told.
+"""Instead of a person now: a callback number or an email address, and the helpdesk told.
 
-``action_handoff_resume`` starts ``follow_up_form`` when a handoff ended with
-``no_agent_timeout``. The customer answers with a phone number (a callback), an email address (an
-email ticket) or "no"; ``action_submit_follow_up`` then sends the helpdesk ``handoff.ended``
-(cause ``no_agent_timeout``) with that detail, so someone can follow up.
+``follow_up_form`` starts when a handoff ended without an agent: nobody joined in time
+(``no_agent_timeout``, from ``action_handoff_resume``), the helpdesk had nobody available
+(``no_agent_available``) or the queue was closed (``out_of_hours``, both from the handoff
+action). The customer answers with a phone number (a callback), an email address (an email
+answer) or "no"; ``action_submit_follow_up`` then sends the helpdesk ``handoff.ended`` with that
+detail and, when there is one, ``follow_up.requested``: a task with the transcript and a due
+time (the queue's next opening hour plus its ``follow_up_sla_hours``), which the customer hears.
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from handoff import hours
 from handoff.leads import extract_email
-from handoff.lifecycle import EndCause
+from handoff.lifecycle import FOLLOW_UP_CAUSES, EndCause
+from handoff.payload import build_follow_up_requested
 from handoff.settings import get_settings
-from handoff.store import get_store, new_event
+from handoff.store import Handoff, HandoffStore, get_store, new_event, utc_iso
+from handoff.triggers import load_rules
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +81,8 @@ class ValidateFollowUpForm(FormValidationAction):
 
 
 class ActionSubmitFollowUp(Action):
-    """Tells the helpdesk the handoff ended for lack of an agent, with the follow-up detail."""
+    """Tells the helpdesk the handoff ended without an agent, with the follow-up detail, and
+    asks it to follow up (``follow_up.requested``) when the customer left one."""
 
     def name(self) -> str:
         return "action_submit_follow_up"
@@ -85,21 +92,61 @@ class ActionSubmitFollowUp(Action):
     ) -> list[EventType]:
         contact = tracker.get_slot("follow_up_contact")
         handoff_id = tracker.get_slot("follow_up_handoff_id")
+        language = tracker.get_slot("language") if tracker.get_slot("language") in ("en", "nl") else "en"
         detail = follow_up_detail(contact)
+        due_phrase = None
         if handoff_id:
-            body = new_event(
-                "handoff.ended", handoff_id, tracker.sender_id, cause=EndCause.NO_AGENT_TIMEOUT.value, follow_up=detail
-            )
             try:
                 store = get_store(get_settings().database_url)
-                if not await asyncio.to_thread(store.enqueue_once, body):
-                    logger.info("handoff %s: the helpdesk was already told it ended", handoff_id)
+                handoff = await asyncio.to_thread(store.get_handoff, handoff_id)
+                if handoff is not None:
+                    due_phrase = await self._tell_helpdesk(store, handoff, tracker, detail, language)
             except Exception:
-                logger.exception("could not queue handoff.ended for handoff %s", handoff_id)
+                logger.exception("could not queue the follow-up of handoff %s", handoff_id)
         if detail is None:
             dispatcher.utter_message(response="utter_follow_up_declined")
         elif detail["method"] == "email":
-            dispatcher.utter_message(response="utter_follow_up_email", email=detail["email"])
+            if due_phrase:
+                dispatcher.utter_message(response="utter_follow_up_email_due", email=detail["email"], due=due_phrase)
+            else:
+                dispatcher.utter_message(response="utter_follow_up_email", email=detail["email"])
+        elif due_phrase:
+            dispatcher.utter_message(response="utter_follow_up_callback_due", phone=detail["phone"], due=due_phrase)
         else:
             dispatcher.utter_message(response="utter_follow_up_callback", phone=detail["phone"])
         return [SlotSet("follow_up_contact", None), SlotSet("follow_up_handoff_id", None)]
+
+    @staticmethod
+    async def _tell_helpdesk(
+        store: HandoffStore, handoff: Handoff, tracker: Tracker, detail: dict[str, Any] | None, language: str
+    ) -> str | None:
+        """Queue ``handoff.ended`` (and ``follow_up.requested``); the due time as the customer
+        hears it, or None when there is no follow-up."""
+        cause = EndCause.read(handoff.end_cause)
+        cause = cause if cause in FOLLOW_UP_CAUSES else EndCause.NO_AGENT_TIMEOUT
+        ended = new_event("handoff.ended", handoff.id, tracker.sender_id, cause=cause.value, follow_up=detail)
+        if not await asyncio.to_thread(store.enqueue_once, ended):
+            logger.info("handoff %s: the helpdesk was already told it ended", handoff.id)
+        if detail is None:
+            return None
+        queue_hours = load_rules().queue_hours(handoff.queue)
+        moment = hours.now()
+        due = queue_hours.due_at(moment)
+        record = await asyncio.to_thread(store.record, handoff.id) or {}
+        body = build_follow_up_requested(
+            handoff_id=handoff.id,
+            conversation_id=tracker.sender_id,
+            events=tracker.events,
+            slots=tracker.current_slot_values(),
+            origin=cause.value,
+            follow_up=detail,
+            reason=handoff.reason,
+            reason_text=record.get("reason_text"),
+            queue=handoff.queue,
+            priority=handoff.priority,
+            language=language,
+            due_at=utc_iso(due.timestamp()),
+        )
+        if not await asyncio.to_thread(store.enqueue_once, body):
+            logger.info("handoff %s: the follow-up was already requested", handoff.id)
+        return queue_hours.opens_phrase(due, language, since=moment)

@@ -10,20 +10,21 @@ server.
 from __future__ import annotations
 
 import abc
+import asyncio
 import logging
 import math
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, FollowupAction, SlotSet
+from rasa_sdk.events import ActiveLoop, EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from handoff import lifecycle
+from handoff import hours, lifecycle
 from handoff.conversation import latest_customer_event, since_bot_took_charge
 from handoff.delivery import Deliverer
 from handoff.payload import build_handoff_requested
 from handoff.settings import get_settings
-from handoff.store import get_store
+from handoff.store import TASK_FOLLOW_UP_DEADLINE, HandoffStore, get_store
 from handoff.triggers import Trigger, load_rules
 
 logger = logging.getLogger(__name__)
@@ -77,8 +78,22 @@ class HandoffAction(Action, metaclass=abc.ABCMeta):
         signals: list[str] | None = None,
         lead: dict[str, Any] | None = None,
     ) -> list[EventType]:
-        """Record, announce and deliver a handoff, then pause the conversation."""
+        """Record, announce and deliver a handoff, then pause the conversation.
+
+        Outside the queue's business hours (``queues:`` in handoff_rules.yml), or when the helpdesk
+        answers that no agent is available, the handoff is recorded and delivered (the helpdesk
+        keeps the conversation) but ends at once: the customer hears so and is offered a callback
+        or an email answer straight away.
+        """
         settings = get_settings()
+        language = conversation_language(tracker)
+        try:
+            queue_hours = load_rules().queue_hours(trigger.queue)
+            moment = hours.now()
+            closed = not queue_hours.is_open(moment)
+        except Exception:
+            logger.exception("could not read the business hours of queue %s; treating it as open", trigger.queue)
+            closed = False
         try:
             store = get_store(settings.database_url)
             existing = await lifecycle.active_handoff(store, tracker.sender_id)
@@ -91,7 +106,7 @@ class HandoffAction(Action, metaclass=abc.ABCMeta):
                 events=tracker.events,
                 slots=tracker.current_slot_values(),
                 trigger=trigger,
-                language=conversation_language(tracker),
+                language=language,
                 signals=signals,
                 lead=lead,
             )
@@ -112,6 +127,12 @@ class HandoffAction(Action, metaclass=abc.ABCMeta):
             trigger.priority,
             trigger.queue,
         )
+        if closed:
+            # Delivered by the outbox worker; the ended message follows it in order.
+            await lifecycle.end_handoff(store, handoff.id, lifecycle.EndCause.OUT_OF_HOURS)
+            logger.info("handoff %s: queue %s is closed now; offering a follow-up", handoff.id, trigger.queue)
+            dispatcher.utter_message(text=queue_hours.closed_message(moment, language))
+            return await offer_follow_up(store, handoff.id, tracker, settings.follow_up_wait)
         result = await Deliverer(store, settings).deliver(opened.outbox.event_id, timeout=settings.first_delivery_wait)
         if result.status is not None and not result.delivered and result.status in lifecycle.PERMANENT_STATUSES:
             # The helpdesk refused this handoff for good: staying paused would leave the
@@ -120,9 +141,22 @@ class HandoffAction(Action, metaclass=abc.ABCMeta):
             dispatcher.utter_message(response="utter_handoff_failed")
             return []
 
+        response = (result.response or {}) if result.delivered else {}
+        available = response.get("agents_available")
+        if (
+            isinstance(available, int)
+            and not isinstance(available, bool)
+            and available == 0
+            and await lifecycle.end_handoff(store, handoff.id, lifecycle.EndCause.NO_AGENT_AVAILABLE)
+        ):
+            ticket = response.get("ticket_id")
+            await lifecycle.record_ticket(store, handoff.id, str(ticket) if ticket is not None else None, None)
+            logger.info("handoff %s: the helpdesk has no agent available; offering a follow-up", handoff.id)
+            dispatcher.utter_message(response="utter_handoff_nobody_available")
+            return await offer_follow_up(store, handoff.id, tracker, settings.follow_up_wait)
+
         dispatcher.utter_message(response=trigger.response or "utter_handoff_started")
         if result.delivered:
-            response = result.response or {}
             wait = response.get("estimated_wait_seconds")
             ticket = response.get("ticket_id")
             wait = int(wait) if isinstance(wait, (int, float)) and wait >= 0 else None
@@ -135,6 +169,19 @@ class HandoffAction(Action, metaclass=abc.ABCMeta):
         else:
             dispatcher.utter_message(response="utter_handoff_delayed")
         return paused(handoff.id, tracker)
+
+
+async def offer_follow_up(store: HandoffStore, handoff_id: str, tracker: Tracker, wait: float) -> list[EventType]:
+    """The bot keeps the conversation and asks for a callback number or an email address
+    (``follow_up_form``); without an answer within ``wait`` seconds the helpdesk hears the
+    handoff ended without one."""
+    await asyncio.to_thread(store.schedule, handoff_id, tracker.sender_id, TASK_FOLLOW_UP_DEADLINE, wait)
+    events: list[EventType] = []
+    if tracker.active_loop.get("name"):
+        events += [ActiveLoop(None), SlotSet("requested_slot", None)]
+    slots = tracker.current_slot_values()
+    events += [SlotSet(slot, None) for slot in lifecycle.PENDING_SLOTS if slots.get(slot) is not None]
+    return [*events, SlotSet("handoff_id", None), SlotSet("follow_up_handoff_id", handoff_id), FollowupAction("follow_up_form")]
 
 
 def paused(handoff_id: str, tracker: Tracker | None = None) -> list[EventType]:
@@ -201,7 +248,7 @@ class ActionHandoffResume(Action):
                 cause = lifecycle.EndCause.read(handoff.end_cause) if handoff else None
             except Exception:
                 logger.exception("could not read handoff %s", handoff_id)
-        if cause is lifecycle.EndCause.NO_AGENT_TIMEOUT:
+        if cause in lifecycle.FOLLOW_UP_CAUSES:
             dispatcher.utter_message(response="utter_handoff_no_agent")
             return [
                 SlotSet("handoff_id", None),

@@ -39,6 +39,8 @@ class EndCause(str, enum.Enum):
     NO_AGENT_TIMEOUT = "no_agent_timeout"  # nobody joined within HANDOFF_NO_AGENT_TIMEOUT
     CUSTOMER_LEFT = "customer_left"  # the customer gave up waiting
     DELIVERY_REJECTED = "delivery_rejected"  # the helpdesk refused handoff.requested for good
+    NO_AGENT_AVAILABLE = "no_agent_available"  # the helpdesk answered agents_available: 0
+    OUT_OF_HOURS = "out_of_hours"  # the queue's business hours are closed (handoff_rules.yml)
 
     def __str__(self) -> str:
         return self.value
@@ -59,6 +61,9 @@ class EndCause(str, enum.Enum):
         except ValueError:
             return None
 
+
+#: Ends after which the customer is offered a callback or an email answer (follow_up_form).
+FOLLOW_UP_CAUSES = frozenset({EndCause.NO_AGENT_TIMEOUT, EndCause.NO_AGENT_AVAILABLE, EndCause.OUT_OF_HOURS})
 
 #: Helpdesk answers that refuse a message for good: retrying cannot help.
 PERMANENT_STATUSES = frozenset({400, 404, 410, 413, 422})

@@ -194,3 +194,49 @@ def build_handoff_requested(
     if trigger.reason == "qualified_lead":
         fields["lead"] = dict(lead or {})
     return new_event("handoff.requested", handoff_id or str(uuid.uuid4()), conversation_id, **fields)
+
+
+def known_customer(conversation_id: str, events: list[Mapping[str, Any]], slots: Mapping[str, Any]) -> dict[str, Any]:
+    """What is known of the customer now, as in ``handoff.requested`` (with verified/sources)."""
+    metadata = merged_metadata(current_session(events))
+    identity = verify_identity(metadata.get(IDENTITY_METADATA_KEY), conversation_id=conversation_id)
+    return customer_details(slots, metadata, identity)
+
+
+def build_follow_up_requested(
+    *,
+    handoff_id: str,
+    conversation_id: str,
+    events: list[Mapping[str, Any]],
+    slots: Mapping[str, Any],
+    origin: str,
+    follow_up: Mapping[str, str],
+    reason: str,
+    reason_text: str | None,
+    queue: str,
+    priority: str,
+    language: str,
+    due_at: str,
+    lead: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``follow_up.requested`` message: the customer left a phone number or an email address
+    instead of waiting for a person (``follow_up`` as in ``handoff.ended``)."""
+    method = follow_up["method"]
+    contact = {"phone": follow_up["phone"]} if method == "callback" else {"email": follow_up["email"]}
+    fields: dict[str, Any] = {
+        "follow_up_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"follow-up:{handoff_id}")),
+        "origin": origin,
+        "method": method,
+        "contact": contact,
+        "reason": reason,
+        "reason_text": reason_text,
+        "queue": queue,
+        "priority": priority,
+        "language": language if language in ("en", "nl") else "en",
+        "customer": known_customer(conversation_id, events, slots),
+        "due_at": due_at,
+        "transcript": transcript(events),
+    }
+    if lead:
+        fields["lead"] = dict(lead)
+    return new_event("follow_up.requested", handoff_id, conversation_id, **fields)

@@ -26,9 +26,9 @@ from handoff.settings import PROJECT_ROOT
 SCHEMA_DIR: Path = PROJECT_ROOT / "docs" / "schemas"
 
 #: Assistant → helpdesk events.
-OUTBOUND_EVENTS: tuple[str, ...] = ("handoff.requested", "conversation.message", "handoff.ended")
+OUTBOUND_EVENTS: tuple[str, ...] = ("handoff.requested", "conversation.message", "handoff.ended", "follow_up.requested")
 #: Helpdesk → assistant events.
-INBOUND_EVENTS: tuple[str, ...] = ("agent.joined", "agent.message", "agent.handback")
+INBOUND_EVENTS: tuple[str, ...] = ("agent.joined", "agent.message", "agent.handback", "agent.transferred")
 
 # A message lists at most this many problems; the rest are counted.
 _MAX_REPORTED_ERRORS = 5

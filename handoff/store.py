@@ -30,6 +30,8 @@ REQUESTED = "requested"  # recorded; waiting for an agent
 ASSIGNED = "assigned"  # an agent joined
 ENDED = "ended"  # handed back or ended by the assistant
 ACTIVE_STATES = (REQUESTED, ASSIGNED)
+#: Priorities in serving order: a waiting urgent handoff is served before an older normal one.
+PRIORITY_ORDER = ("urgent", "high", "normal", "low")
 
 # End causes stored under an older spelling, and today's (handoff.lifecycle.EndCause). The agent's
 # hand-back was "handback" here and is "handed_back" everywhere now, as in the helpdesk's tickets;
@@ -121,6 +123,25 @@ class CustomerKeyRow(Base):
     value = sa.Column(sa.String(320), nullable=False, index=True)
 
 
+class HandoffRecordRow(Base):
+    """What an agent should know of a handoff when the same customer comes back: the transcript
+    and reason sent with it, the hand-back note, and who the customer was (normalised; a customer
+    id only when it came from a signed identity). Erased with the conversation."""
+
+    __tablename__ = "handoff_records"
+
+    handoff_id = sa.Column(sa.String(36), primary_key=True)
+    conversation_id = sa.Column(sa.String(255), nullable=False, index=True)
+    reason = sa.Column(sa.String(32), nullable=False)
+    reason_text = sa.Column(sa.Text)
+    requested_at = sa.Column(sa.Float, nullable=False, index=True)
+    transcript = sa.Column(sa.Text, nullable=False, default="[]")
+    note = sa.Column(sa.Text)
+    verified_customer_id = sa.Column(sa.String(320), index=True)
+    email = sa.Column(sa.String(320), index=True)
+    phone = sa.Column(sa.String(32), index=True)
+
+
 class TaskRow(Base):
     """Work the assistant must do for a handoff at a given time, kept in the database so that it
     survives a restart (Rasa's reminders live in memory): the no-agent timeout, the wait update,
@@ -208,6 +229,10 @@ class OutboxEvent:
     @classmethod
     def from_row(cls, row: OutboxRow) -> OutboxEvent:
         return cls(**{c.name: getattr(row, c.name) for c in OutboxRow.__table__.columns})
+
+
+def _priority_rank(priority: str) -> int:
+    return PRIORITY_ORDER.index(priority) if priority in PRIORITY_ORDER else len(PRIORITY_ORDER)
 
 
 def utc_iso(timestamp: float | None = None) -> str:
@@ -330,11 +355,108 @@ class HandoffStore:
             updated_at=now,
         )
         with self.session() as session:
+            previous = self._previous_handoff(session, payload)
+            if previous is not None:
+                payload["previous_handoff"] = previous
             session.add(row)
+            session.add(self._record(payload, now))
             outbox = self._add_outbox(session, payload, now)
             for kind, delay in (tasks or {}).items():
                 self._add_task(session, payload["handoff_id"], payload["conversation_id"], kind, now + delay, now)
         return Handoff.from_row(row), OutboxEvent.from_row(outbox)
+
+    @staticmethod
+    def _keys(customer: Any) -> dict[str, str]:
+        """How a customer object can be matched: a customer id only when it is verified."""
+        keys = identifiers(customer)
+        verified = (customer or {}).get("verified") if isinstance(customer, dict) else None
+        if not (isinstance(verified, dict) and verified.get("customer_id") is True):
+            keys.pop("customer_id", None)
+        return keys
+
+    def _record(self, payload: dict, now: float) -> HandoffRecordRow:
+        keys = self._keys(payload.get("customer"))
+        return HandoffRecordRow(
+            handoff_id=payload["handoff_id"],
+            conversation_id=payload["conversation_id"],
+            reason=payload["reason"],
+            reason_text=payload.get("reason_text"),
+            requested_at=now,
+            transcript=json.dumps(payload.get("transcript") or [], ensure_ascii=False),
+            verified_customer_id=(keys.get("customer_id") or "")[:320] or None,
+            email=(keys.get("email") or "")[:320] or None,
+            phone=(keys.get("phone") or "")[:32] or None,
+        )
+
+    def _previous_handoff(self, session: Session, payload: dict) -> dict | None:
+        """The latest earlier handoff of this customer, for ``previous_handoff``: matched by a
+        verified customer id, else the email or phone the customer gave, else the conversation."""
+        keys = self._keys(payload.get("customer"))
+        matches = [
+            ("customer_id", HandoffRecordRow.verified_customer_id, keys.get("customer_id")),
+            ("email", HandoffRecordRow.email, keys.get("email")),
+            ("phone", HandoffRecordRow.phone, keys.get("phone")),
+            ("conversation_id", HandoffRecordRow.conversation_id, payload["conversation_id"]),
+        ]
+        for matched_by, column, value in matches:
+            if not value:
+                continue
+            found = (
+                session.query(HandoffRecordRow, HandoffRow.end_cause)
+                .outerjoin(HandoffRow, HandoffRow.id == HandoffRecordRow.handoff_id)
+                .filter(column == value, HandoffRecordRow.handoff_id != payload["handoff_id"])
+                .order_by(HandoffRecordRow.requested_at.desc())
+                .first()
+            )
+            if found is None:
+                continue
+            record, outcome = found
+            try:
+                transcript = json.loads(record.transcript or "[]")
+            except ValueError:
+                transcript = []
+            return {
+                "handoff_id": record.handoff_id,
+                "conversation_id": record.conversation_id,
+                "requested_at": utc_iso(record.requested_at),
+                "reason": record.reason,
+                "reason_text": record.reason_text,
+                "outcome": outcome,
+                "note": record.note,
+                "matched_by": matched_by,
+                "verified": matched_by == "customer_id",
+                "transcript": transcript,
+            }
+        return None
+
+    def record(self, handoff_id: str) -> dict[str, Any] | None:
+        """The handoff's record (reason, reason_text, note, when it was requested), if kept."""
+        with self.session() as session:
+            row = session.get(HandoffRecordRow, handoff_id)
+            if row is None:
+                return None
+            return {"reason": row.reason, "reason_text": row.reason_text, "note": row.note, "requested_at": row.requested_at}
+
+    def record_note(self, handoff_id: str, note: str | None) -> None:
+        """Keep the agent's hand-back note with the handoff's record (for a later contact)."""
+        with self.session() as session:
+            session.query(HandoffRecordRow).filter(HandoffRecordRow.handoff_id == handoff_id).update(
+                {"note": note}, synchronize_session=False
+            )
+
+    def transfer(self, handoff_id: str, queue: str, no_agent_timeout: float | None = None) -> Handoff | None:
+        """Move an active handoff to ``queue``, waiting for an agent there again (and, with
+        ``no_agent_timeout``, a new no-agent timer); None when it is not active."""
+        now = time.time()
+        with self.session() as session:
+            row = session.get(HandoffRow, handoff_id, with_for_update=True)
+            if row is None or row.state not in ACTIVE_STATES:
+                return None
+            row.queue, row.state, row.agent_name, row.updated_at = queue, REQUESTED, None, now
+            if no_agent_timeout is not None:
+                self._add_task(session, row.id, row.conversation_id, TASK_NO_AGENT, now + no_agent_timeout, now)
+            session.flush()
+            return Handoff.from_row(row)
 
     def get_handoff(self, handoff_id: str) -> Handoff | None:
         with self.session() as session:
@@ -423,7 +545,7 @@ class HandoffStore:
     def _add_customer_keys(session: Session, body: dict) -> None:
         """Keep who the customer is (``customer``, or the ``follow_up`` detail of a ``handoff.ended``)."""
         found: dict[tuple[str, str], None] = {}
-        for details in (body.get("customer"), body.get("follow_up")):
+        for details in (body.get("customer"), body.get("follow_up"), body.get("contact")):
             for kind, value in identifiers(details).items():
                 found[(kind, value[:320])] = None
         for kind, value in found:
@@ -659,14 +781,21 @@ class HandoffStore:
             return [Task.from_row(r) for r in rows]
 
     def waiting_ahead(self, handoff: Handoff) -> int:
-        """How many handoffs of the same queue still wait for an agent and were requested earlier."""
+        """How many handoffs of the same queue still wait for an agent and will be served first:
+        a higher priority, or the same priority and requested earlier."""
+        rank = _priority_rank(handoff.priority)
+        higher = [p for p in PRIORITY_ORDER if _priority_rank(p) < rank]
         with self.session() as session:
             return (
                 session.query(HandoffRow)
                 .filter(
                     HandoffRow.queue == handoff.queue,
                     HandoffRow.state == REQUESTED,
-                    HandoffRow.created_at < handoff.created_at,
+                    HandoffRow.id != handoff.id,
+                    sa.or_(
+                        HandoffRow.priority.in_(higher),
+                        sa.and_(HandoffRow.priority == handoff.priority, HandoffRow.created_at < handoff.created_at),
+                    ),
                 )
                 .count()
             )
@@ -732,7 +861,7 @@ class HandoffStore:
             )
             found.update(row[0] for row in keys.distinct())
             query = session.query(OutboxRow.conversation_id, OutboxRow.body).filter(
-                OutboxRow.event_type.in_(("handoff.requested", "handoff.ended")), OutboxRow.body != ""
+                OutboxRow.event_type.in_(("handoff.requested", "handoff.ended", "follow_up.requested")), OutboxRow.body != ""
             )
             needles = customer.needles()
             if needles:
@@ -744,7 +873,7 @@ class HandoffStore:
                     data = json.loads(body)
                 except ValueError:
                     continue
-                if customer.matches(data.get("customer")) or customer.matches(data.get("follow_up")):
+                if any(customer.matches(data.get(key)) for key in ("customer", "follow_up", "contact")):
                     found.add(conversation_id)
         return found
 
@@ -780,7 +909,7 @@ class HandoffStore:
     def erase_conversations(self, conversation_ids: Iterable[str], dry_run: bool = False) -> dict[str, int]:
         """Delete the handoffs of these conversations with their outbox entries, tasks, processed
         helpdesk events, customer identifiers and topics; the counts (what would go, with ``dry_run``)."""
-        counts = {"handoffs": 0, "outbox": 0, "tasks": 0, "inbound_events": 0, "topics": 0}
+        counts = {"handoffs": 0, "outbox": 0, "tasks": 0, "inbound_events": 0, "topics": 0, "records": 0}
         with self.session() as session:
             for batch in chunks(sorted(set(conversation_ids))):
                 handoff_ids = [r[0] for r in session.query(HandoffRow.id).filter(HandoffRow.conversation_id.in_(batch))]
@@ -791,6 +920,7 @@ class HandoffStore:
                     "inbound_events": session.query(InboundEventRow).filter(InboundEventRow.handoff_id.in_(handoff_ids)),
                     "topics": session.query(ConversationIssueRow).filter(ConversationIssueRow.conversation_id.in_(batch)),
                     None: session.query(CustomerKeyRow).filter(CustomerKeyRow.conversation_id.in_(batch)),
+                    "records": session.query(HandoffRecordRow).filter(HandoffRecordRow.conversation_id.in_(batch)),
                 }
                 for name, query in queries.items():
                     if dry_run:

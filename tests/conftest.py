@@ -4,7 +4,7 @@ import pytest
 
 from handoff import settings as settings_module
 from handoff import store as store_module
-from tests.stack import Stack
+from tests.stack import OPEN_HOURS_NOW, Stack
 from tests.support import TEST_SECRET, Receiver
 
 
@@ -14,6 +14,8 @@ def isolated_settings(tmp_path, monkeypatch):
     monkeypatch.setenv("HANDOFF_VAR_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("HELPDESK_SECRET", TEST_SECRET)
     monkeypatch.setenv("HANDOFF_ENV", "test")
+    # Business hours (handoff_rules.yml) are decided on this clock, not the machine's: open.
+    monkeypatch.setenv("HANDOFF_NOW", OPEN_HOURS_NOW)
     for name in ("HANDOFF_DATABASE_URL", "HELPDESK_DATABASE_URL", "HELPDESK_WEBHOOK_URL"):
         monkeypatch.delenv(name, raising=False)
     settings_module.get_settings.cache_clear()

@@ -20,7 +20,10 @@ from tests.support import TEST_SECRET, signed
 MODEL = PROJECT_ROOT / "models" / "handoff.tar.gz"
 BIN = Path(sys.executable).parent
 #: Who may sign in to the embedded helpdesk (display names Sanne and Piet); HELPDESK_AGENTS.
-HELPDESK_AGENTS = "sanne:sanne-e2e-password,piet:piet-e2e-password"
+HELPDESK_AGENTS = "sanne:sanne-e2e-password,piet:piet-e2e-password,standby:standby-e2e-password"
+#: The clock of business hours in the stacks (HANDOFF_NOW): a Monday morning, when every queue of
+#: handoff_rules.yml is open. Tests of other moments pass their own.
+OPEN_HOURS_NOW = "2026-12-07T10:00:00+01:00"
 
 
 def free_port() -> int:
@@ -41,6 +44,7 @@ class Stack:
         helpdesk_agents: str = HELPDESK_AGENTS,
         model: Path = MODEL,
         rasa_auth_token: str | None = None,
+        agents_available: bool = True,
         **env: str,
     ) -> None:
         if not model.exists():
@@ -71,6 +75,7 @@ class Stack:
             "TF_CPP_MIN_LOG_LEVEL": "2",
             "RASA_TELEMETRY_ENABLED": "false",
             "PYTHONUNBUFFERED": "1",
+            "HANDOFF_NOW": OPEN_HOURS_NOW,
             **env,
         }
         # What scripts/run.sh exports: the token Rasa sends the action server (endpoints.yml).
@@ -89,6 +94,10 @@ class Stack:
         self.endpoints.write_text(project_endpoints.replace("db: var/rasa.db", f"db: {workdir / 'var' / 'rasa.db'}"))
         self.with_helpdesk = with_helpdesk
         self.with_webchat = with_webchat
+        # With the embedded helpdesk, one agent ("standby") is available unless a test says
+        # otherwise: signed in is not available, and nobody available ends a handoff at once.
+        self.agents_available = agents_available
+        self.standby: requests.Session | None = None
         self.processes: dict[str, subprocess.Popen] = {}
         self.commands: dict[str, tuple[str, ...]] = {}  # how each process was started (for restart)
 
@@ -131,8 +140,22 @@ class Stack:
                 self.stop()
                 raise RuntimeError(f"not ready in {timeout} s: {sorted(pending)}\n{self.log('rasa')}")
             time.sleep(0.5)
+        if self.with_helpdesk and self.agents_available:
+            self.standby = self.sign_in("standby")
+            self.set_presence(self.standby, "available")
         self.ready_seconds = time.monotonic() - started
         return self
+
+    def set_presence(self, session: requests.Session, status: str) -> None:
+        """Set a signed-in agent's presence in the console (available, away or offline)."""
+        answer = session.post(
+            self.helpdesk_url + "/presence",
+            data={"status": status},
+            headers={"Origin": self.helpdesk_url},
+            allow_redirects=False,
+            timeout=10,
+        )
+        assert answer.status_code in (200, 303), (answer.status_code, answer.text[:300])
 
     def log(self, name: str) -> str:
         path = self.workdir / f"{name}.log"

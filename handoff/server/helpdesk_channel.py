@@ -44,14 +44,22 @@ from handoff.server.tracker_store import sql_engine
 from handoff.settings import SettingsError, get_settings
 from handoff.signing import SignatureError, verify_request
 from handoff.store import get_store
+from handoff.triggers import load_rules
 
 logger = logging.getLogger(__name__)
 
 JOINED_RESPONSE = "utter_handoff_agent_joined"
+TRANSFERRED_RESPONSE = "utter_handoff_transferred"
 
 # The schema's "uuid" format lets through forms Python's uuid module reads (extra dashes, ...);
 # ids are stored and compared as text, so only the canonical 36 characters are taken.
 _CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def known_queues() -> set[str]:
+    """The queues a conversation can be transferred to: those of handoff_rules.yml."""
+    rules = load_rules()
+    return set(rules.queues) | {trigger.queue for trigger in rules.triggers.values()}
 
 
 class HandoffSettingsError(RasaException):
@@ -213,6 +221,8 @@ class HelpdeskInput(InputChannel):
         except ValueError as exc:  # SchemaValidationError included
             return _error(400, str(exc))
 
+        if body["event"] == "agent.transferred" and body["queue"] not in known_queues():
+            return _error(400, f"agent.transferred: at queue: unknown queue {body['queue'][:64]!r}; queues are: {', '.join(sorted(known_queues()))}")
         store = get_store(settings.database_url)
         event_id, handoff_id = body["event_id"], body["handoff_id"]
         conversation_id = body["conversation_id"]
@@ -241,7 +251,15 @@ class HelpdeskInput(InputChannel):
             if kind == "agent.handback":
                 if not await asyncio.to_thread(store.end_handoff, handoff_id, EndCause.HANDED_BACK):
                     return _error(409, "the handoff is not active")
+                # The agent dealt with it: a later contact is not "the same unresolved issue".
+                await asyncio.to_thread(store.note_resolved, conversation_id)
+                await asyncio.to_thread(store.record_note, handoff_id, body.get("note"))
                 await take_back(agent, tracker, output)
+            elif kind == "agent.transferred":
+                moved = await asyncio.to_thread(store.transfer, handoff_id, body["queue"], settings.no_agent_timeout)
+                if moved is None:
+                    return _error(409, "the handoff is not active")
+                await push(agent, tracker, output, await self._transferred_notice(agent, tracker, output, body["queue"]))
             else:
                 await asyncio.to_thread(store.mark_assigned, handoff_id, agent_name)
                 if kind == "agent.joined":
@@ -284,6 +302,17 @@ class HelpdeskInput(InputChannel):
         # The event id and counts only: the customer's identifiers stay out of the log.
         logger.info("customer.forget %s: %d conversations %s", command["event_id"], len(found), "found" if dry_run else "erased")
         return response.json({"status": "ok", "event_id": command["event_id"], **result.as_dict()})
+
+    @staticmethod
+    async def _transferred_notice(agent: Any, tracker: DialogueStateTracker, output: OutputChannel, queue: str) -> BotUttered:
+        language = language_of(tracker).get("language") or "en"
+        team = load_rules().queue_hours(queue).display_name(language if language in ("en", "nl") else "en")
+        message = await agent.processor.nlg.generate(TRANSFERRED_RESPONSE, tracker, output.name(), team=team)
+        text = (message or {}).get("text") or f"I'm passing your conversation on to our {team}."
+        return BotUttered(
+            text=text,
+            metadata={"handoff_role": "notice", "notice": "transferred", "queue": queue, **language_of(tracker)},
+        )
 
     @staticmethod
     async def _joined_notice(agent: Any, tracker: DialogueStateTracker, output: OutputChannel, agent_name: str) -> BotUttered:

@@ -141,7 +141,11 @@ def encode(body: object) -> bytes:
 
 def valid_event(kind: str, handoff_id: str, conversation_id: str) -> dict:
     """An event that would be accepted for that handoff (the cases below always break it)."""
-    extra = {"agent.message": {"text": CANARY}, "agent.handback": {"note": CANARY}}.get(kind, {})
+    extra = {
+        "agent.message": {"text": CANARY},
+        "agent.handback": {"note": CANARY},
+        "agent.transferred": {"queue": "sales", "note": CANARY},
+    }.get(kind, {})
     return helpdesk_event(kind, handoff_id, conversation_id, **extra)
 
 
@@ -167,16 +171,19 @@ WRONG_VALUES = {
     "text": non_strings | st.just("") | long_text,
     "sent_at": non_strings | st.text(max_size=30).filter(lambda s: not DATE_TIME.match(s)),
     "note": json_values.filter(lambda v: v is not None and not isinstance(v, str)) | long_text,
+    "queue": non_strings | st.just("") | st.integers(65, 200).map(lambda n: "q" * n),
 }
 FIELDS = {
     "agent.joined": ["event", "event_id", "handoff_id", "conversation_id", "agent", "sent_at"],
     "agent.message": ["event", "event_id", "handoff_id", "conversation_id", "agent", "text", "sent_at"],
     "agent.handback": ["event", "event_id", "handoff_id", "conversation_id", "agent", "sent_at", "note"],
+    "agent.transferred": ["event", "event_id", "handoff_id", "conversation_id", "agent", "queue", "sent_at", "note"],
 }
 REQUIRED = {
     "agent.joined": ["event", "event_id", "handoff_id", "conversation_id", "agent"],
     "agent.message": ["event", "event_id", "handoff_id", "conversation_id", "agent", "text"],
     "agent.handback": ["event", "event_id", "handoff_id", "conversation_id", "agent"],
+    "agent.transferred": ["event", "event_id", "handoff_id", "conversation_id", "agent", "queue"],
 }
 kinds = st.sampled_from(INBOUND_EVENTS)
 header_text = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=40)

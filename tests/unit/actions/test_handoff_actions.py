@@ -2,7 +2,7 @@ import json
 
 import pytest
 from rasa_sdk import Tracker
-from rasa_sdk.events import ActionExecuted, ConversationPaused, SlotSet
+from rasa_sdk.events import ActionExecuted, ConversationPaused, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.handoff_actions import ActionHandleFallback, ActionHandoff, ActionHandoffResume
@@ -154,3 +154,50 @@ async def test_action_server_http_contract(path, receiver):
     assert answer.status == 200
     assert [e["event"] for e in answer.json["events"]] == ["slot", "pause", "action"]
     assert answer.json["responses"][0]["response"] == "utter_handoff_started"
+
+
+# --- nobody to take it now: out of hours, nobody available -------------------------------------
+
+
+async def test_out_of_hours_the_customer_hears_when_the_team_is_back_and_is_offered_a_follow_up(receiver, store, monkeypatch):
+    monkeypatch.setenv("HANDOFF_NOW", "2026-12-06T03:00:00+01:00")  # Sunday night in Amsterdam
+    dispatcher = CollectingDispatcher()
+    result = await ActionHandoff().run(dispatcher, tracker([user("ik wil een medewerker", "request_human")], language="nl"), {})
+
+    [handoff] = store.handoffs("conv-1")
+    assert handoff.state == ENDED and handoff.end_cause == "out_of_hours"
+    assert [m["text"] for m in dispatcher.messages] == [
+        "Onze klantenservice is nu niet bereikbaar. We zijn er weer morgen om 09:00."
+    ]
+    assert result == [
+        SlotSet("handoff_id", None),
+        SlotSet("follow_up_handoff_id", handoff.id),
+        FollowupAction("follow_up_form"),
+    ]
+    assert ConversationPaused() not in result
+    # The helpdesk still gets the conversation (from the outbox), and a deadline for the detail.
+    assert [e.event_type for e in store.events(handoff.id)] == ["handoff.requested"]
+    assert "follow_up_deadline" in {t.kind for t in store.tasks(handoff.id) if t.done_at is None}
+
+
+async def test_nobody_available_ends_the_handoff_at_once_and_offers_a_follow_up(receiver, store):
+    receiver.reply = {"ticket_id": "T-7", "estimated_wait_seconds": None, "agents_available": 0, "queue_position": 1}
+    dispatcher = CollectingDispatcher()
+    result = await ActionHandoff().run(dispatcher, tracker([user("agent", "request_human")]), {})
+
+    [handoff] = store.handoffs("conv-1")
+    assert handoff.state == ENDED and handoff.end_cause == "no_agent_available" and handoff.ticket_id == "T-7"
+    assert responses(dispatcher) == ["utter_handoff_nobody_available"]
+    assert result[-2:] == [SlotSet("follow_up_handoff_id", handoff.id), FollowupAction("follow_up_form")]
+    assert ConversationPaused() not in result
+
+
+@pytest.mark.parametrize("available", [1, None, True])
+async def test_agents_available_or_unknown_keeps_the_customer_waiting(receiver, store, available):
+    receiver.reply = {"ticket_id": "T-8", "estimated_wait_seconds": 30}
+    if available is not None:
+        receiver.reply["agents_available"] = available
+    dispatcher = CollectingDispatcher()
+    result = await ActionHandoff().run(dispatcher, tracker([user("agent", "request_human")]), {})
+    assert ConversationPaused() in result
+    assert responses(dispatcher) == ["utter_handoff_started", "utter_handoff_wait_short"]

@@ -18,6 +18,8 @@ def test_end_causes_keep_their_stored_values():
         "no_agent_timeout",
         "customer_left",
         "delivery_rejected",
+        "no_agent_available",
+        "out_of_hours",
     }
     assert EndCause.CUSTOMER_LEFT == "customer_left" and str(EndCause.CUSTOMER_LEFT) == "customer_left"
 

@@ -128,7 +128,7 @@ def world(tmp_path):
 
 EXPECTED_ANNA = {
     "tracker": {"conversations": 1, "events": 3},
-    "handoff": {"handoffs": 1, "outbox": 2, "tasks": 1, "inbound_events": 0, "topics": 0},
+    "handoff": {"handoffs": 1, "outbox": 2, "tasks": 1, "inbound_events": 0, "topics": 0, "records": 1},
     "helpdesk": {"tickets": 1, "ticket_entries": 1},
 }
 

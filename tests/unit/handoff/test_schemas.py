@@ -38,8 +38,8 @@ def test_each_event_has_a_valid_draft_2020_12_schema(event):
 
 
 def test_event_name_constants():
-    assert OUTBOUND_EVENTS == ("handoff.requested", "conversation.message", "handoff.ended")
-    assert INBOUND_EVENTS == ("agent.joined", "agent.message", "agent.handback")
+    assert OUTBOUND_EVENTS == ("handoff.requested", "conversation.message", "handoff.ended", "follow_up.requested")
+    assert INBOUND_EVENTS == ("agent.joined", "agent.message", "agent.handback", "agent.transferred")
 
 
 def test_enumerations_match_the_contract():
@@ -52,7 +52,7 @@ def test_enumerations_match_the_contract():
     roles = props["transcript"]["items"]["properties"]["role"]["enum"]
     assert roles == ["customer", "bot", "agent"]
     ended = json.loads((SCHEMA_DIR / "handoff.ended.json").read_text(encoding="utf-8"))
-    causes = "customer_restart session_expired no_agent_timeout customer_left".split()
+    causes = "customer_restart session_expired no_agent_timeout customer_left no_agent_available out_of_hours".split()
     assert ended["properties"]["cause"]["enum"] == causes
 
 

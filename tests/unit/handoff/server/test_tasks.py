@@ -16,6 +16,7 @@ from actions.follow_up_actions import (
     follow_up_detail,
 )
 from actions.handoff_actions import ActionHandoff, ActionHandoffResume
+from handoff.schemas import validate_outbound
 from handoff.server.broker import HandoffEventBroker
 from handoff.store import (
     ASSIGNED,
@@ -199,14 +200,24 @@ def test_extract_phone_needs_enough_digits():
 
 
 @pytest.mark.parametrize(
-    ("contact", "detail", "response"),
+    ("contact", "detail", "message"),
     [
-        ("0612345678", {"method": "callback", "phone": "0612345678"}, "utter_follow_up_callback"),
-        ("anna@example.com", {"method": "email", "email": "anna@example.com"}, "utter_follow_up_email"),
-        ("declined", None, "utter_follow_up_declined"),
+        (
+            "0612345678",
+            {"method": "callback", "phone": "0612345678"},
+            {"response": "utter_follow_up_callback_due", "phone": "0612345678", "due": "today at 14:00"},
+        ),
+        (
+            "anna@example.com",
+            {"method": "email", "email": "anna@example.com"},
+            {"response": "utter_follow_up_email_due", "email": "anna@example.com", "due": "today at 14:00"},
+        ),
+        ("declined", None, {"response": "utter_follow_up_declined"}),
     ],
 )
-async def test_submitting_the_follow_up_tells_the_helpdesk_once(store, contact, detail, response):
+async def test_submitting_the_follow_up_tells_the_helpdesk_once(store, monkeypatch, contact, detail, message):
+    # Monday 10:00 in Amsterdam: support is open, and a follow-up is due 4 opening hours later.
+    monkeypatch.setenv("HANDOFF_NOW", "2026-12-07T10:00:00+01:00")
     handoff = requested(store)
     store.end_handoff(handoff.id, "no_agent_timeout")
     assert follow_up_detail(contact) == detail
@@ -214,9 +225,18 @@ async def test_submitting_the_follow_up_tells_the_helpdesk_once(store, contact, 
         dispatcher = CollectingDispatcher()
         slots = {"follow_up_contact": contact, "follow_up_handoff_id": handoff.id}
         result = await ActionSubmitFollowUp().run(dispatcher, tracker([], **slots), {})
-        assert [m["response"] for m in dispatcher.messages] == [response]
+        assert [{k: v for k, v in m.items() if k in ("response", "phone", "email", "due")} for m in dispatcher.messages] == [message]
         assert result == [SlotSet("follow_up_contact", None), SlotSet("follow_up_handoff_id", None)]
     [ended] = [json.loads(e.body) for e in store.events(handoff.id) if e.event_type == "handoff.ended"]
     assert ended["cause"] == "no_agent_timeout" and ended["follow_up"] == detail
+    follow_ups = [json.loads(e.body) for e in store.events(handoff.id) if e.event_type == "follow_up.requested"]
+    if detail is None:
+        assert follow_ups == []
+    else:
+        [follow_up] = follow_ups
+        validate_outbound(follow_up)
+        assert follow_up["origin"] == "no_agent_timeout" and follow_up["method"] == detail["method"]
+        assert follow_up["due_at"] == "2026-12-07T13:00:00.000Z"  # 14:00 in Amsterdam
+        assert follow_up["queue"] == handoff.queue and follow_up["reason"] == handoff.reason
     assert store.due_tasks(now=time.time() + 10_000) == []  # no deadline task was scheduled here
 
