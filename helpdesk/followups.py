@@ -444,7 +444,8 @@ class FollowUpStore:
                 session.execute(sa.delete(FollowUp).where(FollowUp.id.in_(pks)))
         return counts
 
-    def _latest_activity(self, conversation_ids: list[str] | None = None) -> dict[str, datetime]:
+    def latest_activity(self, conversation_ids: list[str] | None = None) -> dict[str, datetime]:
+        """The latest moment (created, closed) of each conversation's follow-ups, naive UTC."""
         query = sa.select(
             FollowUp.conversation_id,
             sa.func.max(FollowUp.created_at),
@@ -462,17 +463,17 @@ class FollowUpStore:
     def stale_conversations(self, cutoff: float) -> set[str]:
         """Conversations whose follow-ups saw nothing since ``cutoff`` (Unix time)."""
         before = datetime.fromtimestamp(cutoff, timezone.utc).replace(tzinfo=None)
-        return {c for c, moment in self._latest_activity().items() if moment < before}
+        return {c for c, moment in self.latest_activity().items() if moment < before}
 
     def recent_among(self, conversation_ids: Iterable[str], cutoff: float) -> set[str]:
         since = datetime.fromtimestamp(cutoff, timezone.utc).replace(tzinfo=None)
-        latest = self._latest_activity(list(conversation_ids))
+        latest = self.latest_activity(list(conversation_ids))
         return {c for c, moment in latest.items() if moment >= since}
 
     def expire_before(self, cutoff: datetime) -> dict[str, int]:
         """Erase the follow-ups of conversations whose follow-ups saw nothing (created, closed)
         since ``cutoff`` (naive UTC); the counts."""
-        stale = {c for c, moment in self._latest_activity().items() if moment < cutoff}
+        stale = {c for c, moment in self.latest_activity().items() if moment < cutoff}
         return self.erase_conversations(stale)
 
 
