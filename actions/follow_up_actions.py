@@ -57,6 +57,32 @@ def follow_up_detail(contact: str | None) -> dict[str, Any] | None:
     return {"method": "callback", "phone": contact}
 
 
+def known_contact(lead: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The follow-up detail a qualified lead already gave (a phone number first: sales calls
+    back), so that they are not asked again; None when they gave neither."""
+    lead = lead or {}
+    phone = extract_phone(str(lead.get("phone") or ""))
+    if phone:
+        return {"method": "callback", "phone": phone}
+    email = extract_email(str(lead.get("email") or ""))
+    return {"method": "email", "email": email} if email else None
+
+
+def confirm_follow_up(dispatcher: CollectingDispatcher, detail: dict[str, Any] | None, due: str | None) -> None:
+    """Tell the customer how and (when known) by when they will hear from us."""
+    if detail is None:
+        dispatcher.utter_message(response="utter_follow_up_declined")
+    elif detail["method"] == "email":
+        if due:
+            dispatcher.utter_message(response="utter_follow_up_email_due", email=detail["email"], due=due)
+        else:
+            dispatcher.utter_message(response="utter_follow_up_email", email=detail["email"])
+    elif due:
+        dispatcher.utter_message(response="utter_follow_up_callback_due", phone=detail["phone"], due=due)
+    else:
+        dispatcher.utter_message(response="utter_follow_up_callback", phone=detail["phone"])
+
+
 class ValidateFollowUpForm(FormValidationAction):
     """Reads a phone number or an email address from the answer; "no" declines."""
 
@@ -100,24 +126,14 @@ class ActionSubmitFollowUp(Action):
                 store = get_store(get_settings().database_url)
                 handoff = await asyncio.to_thread(store.get_handoff, handoff_id)
                 if handoff is not None:
-                    due_phrase = await self._tell_helpdesk(store, handoff, tracker, detail, language)
+                    due_phrase = await self.tell_helpdesk(store, handoff, tracker, detail, language)
             except Exception:
                 logger.exception("could not queue the follow-up of handoff %s", handoff_id)
-        if detail is None:
-            dispatcher.utter_message(response="utter_follow_up_declined")
-        elif detail["method"] == "email":
-            if due_phrase:
-                dispatcher.utter_message(response="utter_follow_up_email_due", email=detail["email"], due=due_phrase)
-            else:
-                dispatcher.utter_message(response="utter_follow_up_email", email=detail["email"])
-        elif due_phrase:
-            dispatcher.utter_message(response="utter_follow_up_callback_due", phone=detail["phone"], due=due_phrase)
-        else:
-            dispatcher.utter_message(response="utter_follow_up_callback", phone=detail["phone"])
+        confirm_follow_up(dispatcher, detail, due_phrase)
         return [SlotSet("follow_up_contact", None), SlotSet("follow_up_handoff_id", None)]
 
     @staticmethod
-    async def _tell_helpdesk(
+    async def tell_helpdesk(
         store: HandoffStore, handoff: Handoff, tracker: Tracker, detail: dict[str, Any] | None, language: str
     ) -> str | None:
         """Queue ``handoff.ended`` (and ``follow_up.requested``); the due time as the customer
@@ -133,6 +149,7 @@ class ActionSubmitFollowUp(Action):
         moment = hours.now()
         due = queue_hours.due_at(moment)
         record = await asyncio.to_thread(store.record, handoff.id) or {}
+        lead = record.get("lead")
         body = build_follow_up_requested(
             handoff_id=handoff.id,
             conversation_id=tracker.sender_id,
@@ -146,6 +163,7 @@ class ActionSubmitFollowUp(Action):
             priority=handoff.priority,
             language=language,
             due_at=utc_iso(due.timestamp()),
+            lead=lead,
         )
         if not await asyncio.to_thread(store.enqueue_once, body):
             logger.info("handoff %s: the follow-up was already requested", handoff.id)

@@ -19,6 +19,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.follow_up_actions import ActionSubmitFollowUp, confirm_follow_up, known_contact
 from handoff import hours, lifecycle
 from handoff.conversation import latest_customer_event, since_bot_took_charge
 from handoff.delivery import Deliverer
@@ -132,7 +133,7 @@ class HandoffAction(Action, metaclass=abc.ABCMeta):
             await lifecycle.end_handoff(store, handoff.id, lifecycle.EndCause.OUT_OF_HOURS)
             logger.info("handoff %s: queue %s is closed now; offering a follow-up", handoff.id, trigger.queue)
             dispatcher.utter_message(text=queue_hours.closed_message(moment, language))
-            return await offer_follow_up(store, handoff.id, tracker, settings.follow_up_wait)
+            return await instead_of_waiting(dispatcher, store, handoff.id, tracker, settings.follow_up_wait, lead, language)
         result = await Deliverer(store, settings).deliver(opened.outbox.event_id, timeout=settings.first_delivery_wait)
         if result.status is not None and not result.delivered and result.status in lifecycle.PERMANENT_STATUSES:
             # The helpdesk refused this handoff for good: staying paused would leave the
@@ -153,7 +154,7 @@ class HandoffAction(Action, metaclass=abc.ABCMeta):
             await lifecycle.record_ticket(store, handoff.id, str(ticket) if ticket is not None else None, None)
             logger.info("handoff %s: the helpdesk has no agent available; offering a follow-up", handoff.id)
             dispatcher.utter_message(response="utter_handoff_nobody_available")
-            return await offer_follow_up(store, handoff.id, tracker, settings.follow_up_wait)
+            return await instead_of_waiting(dispatcher, store, handoff.id, tracker, settings.follow_up_wait, lead, language)
 
         dispatcher.utter_message(response=trigger.response or "utter_handoff_started")
         if result.delivered:
@@ -171,17 +172,41 @@ class HandoffAction(Action, metaclass=abc.ABCMeta):
         return paused(handoff.id, tracker)
 
 
+async def instead_of_waiting(
+    dispatcher: CollectingDispatcher,
+    store: HandoffStore,
+    handoff_id: str,
+    tracker: Tracker,
+    wait: float,
+    lead: dict[str, Any] | None,
+    language: str,
+) -> list[EventType]:
+    """Nobody takes the conversation now: a lead who gave a phone number or email address is
+    promised a follow-up on it at once (not asked again); anyone else is asked for one."""
+    detail = known_contact(lead)
+    handoff = await lifecycle.get_handoff(store, handoff_id) if detail is not None else None
+    if handoff is None:
+        return await offer_follow_up(store, handoff_id, tracker, wait)
+    due = await ActionSubmitFollowUp.tell_helpdesk(store, handoff, tracker, detail, language)
+    confirm_follow_up(dispatcher, detail, due)
+    return [*_leave_pending(tracker), SlotSet("handoff_id", None)]
+
+
+def _leave_pending(tracker: Tracker) -> list[EventType]:
+    """Close a form in progress and forget a pending offer or escalation."""
+    events: list[EventType] = []
+    if tracker.active_loop.get("name"):
+        events += [ActiveLoop(None), SlotSet("requested_slot", None)]
+    slots = tracker.current_slot_values()
+    return events + [SlotSet(slot, None) for slot in lifecycle.PENDING_SLOTS if slots.get(slot) is not None]
+
+
 async def offer_follow_up(store: HandoffStore, handoff_id: str, tracker: Tracker, wait: float) -> list[EventType]:
     """The bot keeps the conversation and asks for a callback number or an email address
     (``follow_up_form``); without an answer within ``wait`` seconds the helpdesk hears the
     handoff ended without one."""
     await asyncio.to_thread(store.schedule, handoff_id, tracker.sender_id, TASK_FOLLOW_UP_DEADLINE, wait)
-    events: list[EventType] = []
-    if tracker.active_loop.get("name"):
-        events += [ActiveLoop(None), SlotSet("requested_slot", None)]
-    slots = tracker.current_slot_values()
-    events += [SlotSet(slot, None) for slot in lifecycle.PENDING_SLOTS if slots.get(slot) is not None]
-    return [*events, SlotSet("handoff_id", None), SlotSet("follow_up_handoff_id", handoff_id), FollowupAction("follow_up_form")]
+    return [*_leave_pending(tracker), SlotSet("handoff_id", None), SlotSet("follow_up_handoff_id", handoff_id), FollowupAction("follow_up_form")]
 
 
 def paused(handoff_id: str, tracker: Tracker | None = None) -> list[EventType]:

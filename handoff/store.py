@@ -137,6 +137,7 @@ class HandoffRecordRow(Base):
     requested_at = sa.Column(sa.Float, nullable=False, index=True)
     transcript = sa.Column(sa.Text, nullable=False, default="[]")
     note = sa.Column(sa.Text)
+    lead = sa.Column(sa.Text)  # the lead answers (JSON) of a qualified lead
     verified_customer_id = sa.Column(sa.String(320), index=True)
     email = sa.Column(sa.String(320), index=True)
     phone = sa.Column(sa.String(32), index=True)
@@ -383,6 +384,7 @@ class HandoffStore:
             reason_text=payload.get("reason_text"),
             requested_at=now,
             transcript=json.dumps(payload.get("transcript") or [], ensure_ascii=False),
+            lead=json.dumps(payload["lead"], ensure_ascii=False) if payload.get("lead") else None,
             verified_customer_id=(keys.get("customer_id") or "")[:320] or None,
             email=(keys.get("email") or "")[:320] or None,
             phone=(keys.get("phone") or "")[:32] or None,
@@ -430,12 +432,18 @@ class HandoffStore:
         return None
 
     def record(self, handoff_id: str) -> dict[str, Any] | None:
-        """The handoff's record (reason, reason_text, note, when it was requested), if kept."""
+        """The handoff's record (reason, reason_text, note, lead, when it was requested), if kept."""
         with self.session() as session:
             row = session.get(HandoffRecordRow, handoff_id)
             if row is None:
                 return None
-            return {"reason": row.reason, "reason_text": row.reason_text, "note": row.note, "requested_at": row.requested_at}
+            return {
+                "reason": row.reason,
+                "reason_text": row.reason_text,
+                "note": row.note,
+                "requested_at": row.requested_at,
+                "lead": json.loads(row.lead) if row.lead else None,
+            }
 
     def record_note(self, handoff_id: str, note: str | None) -> None:
         """Keep the agent's hand-back note with the handoff's record (for a later contact)."""

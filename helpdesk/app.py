@@ -14,7 +14,7 @@ import aiohttp
 from aiohttp import web
 
 from handoff.settings import Settings, get_settings
-from helpdesk import signin, views
+from helpdesk import followups, signin, views
 from helpdesk.assistant import AssistantClient
 from helpdesk.auth import AgentDirectory, SignInThrottle, development_banner, load_agents
 from helpdesk.db import create_engine_for, init_database
@@ -59,6 +59,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[SESSIONS_KEY] = sessions
     # An available agent counts only while their session is live, idle timeout included.
     app[STORE_KEY] = TicketStore(session_factory, idle_timeout=sessions.idle_timeout)
+    followups.attach(app, session_factory)
     # Agents removed or with a new password since the last start lose their sessions now.
     revoked = sessions.revoke_outdated(app[AGENTS_KEY])
     purged = sessions.purge_expired()
@@ -144,5 +145,6 @@ def create_app(
     router.add_post("/tickets/{ticket_id}/handback", views.handback, name="handback")
     router.add_post("/tickets/{ticket_id}/transfer", views.transfer, name="transfer")
     router.add_post("/presence", views.set_presence, name="presence")
+    followups.setup(app)
     router.add_static("/static", STATIC_DIR, name="static")
     return app

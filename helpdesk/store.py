@@ -38,6 +38,7 @@ from helpdesk.db import (
     priority_rank,
     utcnow,
 )
+from helpdesk.followups import FollowUpStore, record_follow_up
 from helpdesk.sessions import SESSION_IDLE_TIMEOUT
 
 #: Average handling time used before any ticket has been handed back.
@@ -161,6 +162,7 @@ class TicketStore:
                 "handoff.requested": self._handoff_requested,
                 "conversation.message": self._conversation_message,
                 "handoff.ended": self._handoff_ended,
+                "follow_up.requested": self._follow_up_requested,
             }[body["event"]]
             result = handler(session, body)
             if result.status >= 300:
@@ -209,6 +211,11 @@ class TicketStore:
             )
         answer = self.wait_estimate(session, ticket).answer(ticket.ticket_id)
         return WebhookResult(200, _json(answer), ticket_id=ticket.ticket_id)
+
+    def _follow_up_requested(self, session: Session, body: dict[str, Any]) -> WebhookResult:
+        status, answer = record_follow_up(session, body)
+        ticket = self._by_handoff(session, body["handoff_id"])
+        return WebhookResult(status, _json(answer), ticket_id=ticket.ticket_id if ticket else None)
 
     def _conversation_message(self, session: Session, body: dict[str, Any]) -> WebhookResult:
         ticket, problem = self._ticket_for(session, body)
@@ -540,7 +547,10 @@ class TicketStore:
                 emails = [m.group(0) for m in _EMAIL.finditer(text or "")]
                 if any(customer.matches_value("email", e) for e in emails) or customer.matches_value("phone", text):
                     found.add(conversation_id)
-        return found
+        return found | self._follow_ups().find_conversations(customer)
+
+    def _follow_ups(self) -> FollowUpStore:
+        return FollowUpStore(self._sessions)
 
     def _latest_activity(self, conversation_ids: list[str] | None = None) -> dict[str, datetime]:
         """The latest moment anything happened on each conversation's tickets."""
@@ -570,6 +580,8 @@ class TicketStore:
                         query = query.where(Ticket.conversation_id.in_(batch))
                     for conversation_id, *moments in session.execute(query):
                         note(conversation_id, *moments)
+        for conversation_id, moment in self._follow_ups().latest_activity(conversation_ids).items():
+            note(conversation_id, moment)
         return latest
 
     def stale_conversations(self, cutoff: float) -> set[str]:
@@ -584,9 +596,10 @@ class TicketStore:
     def erase_conversations(self, conversation_ids: Iterable[str], dry_run: bool = False) -> dict[str, int]:
         """Delete the tickets of these conversations with their entries and the record of the
         webhook deliveries that made them; the counts (what would go, with ``dry_run``)."""
+        conversation_ids = sorted(set(conversation_ids))
         counts = {"tickets": 0, "ticket_entries": 0}
         with self._sessions() as session, session.begin():
-            for batch in chunks(sorted(set(conversation_ids))):
+            for batch in chunks(conversation_ids):
                 rows = session.execute(
                     sa.select(Ticket.id, Ticket.handoff_id).where(Ticket.conversation_id.in_(batch))
                 ).all()
@@ -603,6 +616,7 @@ class TicketStore:
                 session.execute(sa.delete(TicketEntry).where(TicketEntry.ticket_pk.in_(pks)))
                 session.execute(sa.delete(ProcessedEvent).where(ProcessedEvent.handoff_id.in_(handoff_ids)))
                 session.execute(sa.delete(Ticket).where(Ticket.id.in_(pks)))
+        counts.update(self._follow_ups().erase_conversations(conversation_ids, dry_run=dry_run))
         return counts
 
     def forget_customer(self, customer: Customer, dry_run: bool = False) -> dict[str, int]:

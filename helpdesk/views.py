@@ -27,6 +27,7 @@ from helpdesk.db import (
     Ticket,
 )
 from helpdesk.flash import FLASH_COOKIE, Flash
+from helpdesk.history import ticket_contacts
 from helpdesk.keys import (
     AGENT_REQUEST_KEY,
     AGENTS_KEY,
@@ -170,7 +171,10 @@ async def ticket_page(request: web.Request) -> web.Response:
     queue, _closed = await _queue(request)
     flash_key = request.cookies.get(FLASH_COOKIE)
     flash = request.app[FLASH_KEY].pop(flash_key, ticket_id)
-    response = render(request, "ticket.html", ticket=ticket, flash=flash, live=True, **queue)
+    contacts = await ticket_contacts(request, ticket)
+    response = render(
+        request, "ticket.html", ticket=ticket, flash=flash, live=True, contacts=contacts, **queue
+    )
     if flash_key and flash is not None:
         response.del_cookie(FLASH_COOKIE, path="/")
     return response

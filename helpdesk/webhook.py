@@ -23,6 +23,7 @@ _LIVE_KINDS = {
     "handoff.requested": "created",
     "conversation.message": "message",
     "handoff.ended": "closed",
+    "follow_up.requested": "follow_up",
 }
 
 
@@ -49,13 +50,15 @@ def _log(body: dict, result: WebhookResult) -> None:
     event = body["event"]
     parts = [event, f"handoff={body['handoff_id']}", f"ticket={result.ticket_id or '-'}"]
     if event == "handoff.requested":
-        wait = result.data.get("estimated_wait_seconds")
+        data = result.data
+        wait = data.get("estimated_wait_seconds")
         parts += [
             f"reason={body['reason']}",
             f"priority={body['priority']}",
             f"queue={body['queue']}",
             f"language={body['language']}",
-            f"estimated_wait={wait}s",
+            "estimated_wait=" + ("-" if wait is None else f"{wait}s"),
+            f"agents_available={data.get('agents_available', '-')}",
         ]
     elif event == "handoff.ended":
         parts.append(f"cause={body['cause']}")

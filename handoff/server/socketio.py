@@ -143,6 +143,7 @@ NOTICE_KINDS: dict[str, str] = {
     "utter_handoff_agent_joined": "joined",
     "utter_handoff_back": "back",
     "utter_handoff_no_agent": "no_agent",
+    "utter_handoff_nobody_available": "no_agent",
     "utter_handoff_cancelled": "cancelled",
     "utter_handoff_failed": "failed",
 }

@@ -201,3 +201,30 @@ async def test_agents_available_or_unknown_keeps_the_customer_waiting(receiver, 
     result = await ActionHandoff().run(dispatcher, tracker([user("agent", "request_human")]), {})
     assert ConversationPaused() in result
     assert responses(dispatcher) == ["utter_handoff_started", "utter_handoff_wait_short"]
+
+
+async def test_a_qualified_lead_out_of_hours_is_promised_a_call_on_the_number_they_gave(receiver, store, monkeypatch):
+    import json as json_module
+
+    from handoff.schemas import validate_outbound
+    from handoff.triggers import load_rules
+
+    monkeypatch.setenv("HANDOFF_NOW", "2026-12-05T11:00:00+01:00")  # Saturday: sales is closed
+    lead = {"company_size": 40, "email": "ada@example.com", "phone": "+31 20 555 0147", "score": 80, "qualified": True}
+    dispatcher = CollectingDispatcher()
+    result = await ActionHandoff().hand_off(dispatcher, tracker([user("we need 40 seats", "ask_pricing")]), load_rules().get("qualified_lead"), lead=lead)
+
+    [handoff] = store.handoffs("conv-1")
+    assert handoff.end_cause == "out_of_hours"
+    assert [m.get("text") or m["response"] for m in dispatcher.messages] == [
+        "Our sales team is not available right now. We are back on Monday 7 December at 09:00.",
+        "utter_follow_up_callback_due",
+    ]
+    assert dispatcher.messages[1]["phone"] == "+31205550147" and dispatcher.messages[1]["due"] == "on Monday 7 December at 13:00"
+    assert FollowupAction("follow_up_form") not in result and ConversationPaused() not in result
+    bodies = {e.event_type: json_module.loads(e.body) for e in store.events(handoff.id)}
+    assert list(bodies) == ["handoff.requested", "handoff.ended", "follow_up.requested"]
+    follow_up = validate_outbound(bodies["follow_up.requested"])
+    assert (follow_up["origin"], follow_up["method"], follow_up["contact"]) == ("out_of_hours", "callback", {"phone": "+31205550147"})
+    assert follow_up["queue"] == "sales" and follow_up["lead"]["score"] == 80
+    assert bodies["handoff.ended"]["follow_up"] == {"method": "callback", "phone": "+31205550147"}
