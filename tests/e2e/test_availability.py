@@ -15,7 +15,9 @@ import time
 import uuid
 
 import pytest
+from jsonschema import Draft202012Validator
 
+from handoff.schemas import SCHEMA_DIR
 from tests.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -110,6 +112,16 @@ def test_nobody_available_is_told_at_once_and_leaves_a_callback_that_becomes_a_t
     assert eventually(
         lambda: helpdesk_rows(stack, "SELECT state, close_cause FROM tickets WHERE ticket_id = ?", ticket_id) == [("closed", "no_agent_available")]
     )
+    # The helpdesk's answer said so, in the documented shape.
+    [(answer_text,)] = helpdesk_rows(
+        stack,
+        "SELECT response FROM processed_events WHERE event = 'handoff.requested' AND handoff_id = "
+        "(SELECT handoff_id FROM tickets WHERE ticket_id = ?)",
+        ticket_id,
+    )
+    answer = json.loads(answer_text)
+    Draft202012Validator(json.loads((SCHEMA_DIR / "handoff.requested.answer.json").read_text())).validate(answer)
+    assert (answer["agents_available"], answer["estimated_wait_seconds"]) == (0, None)
     follow_up_id, origin, method, contact, due_at, state, owner = follow_up_of(stack, sender)
     assert (origin, method, contact, state, owner) == ("no_agent_available", "callback", "0612345678", "open", None)
     assert str(due_at).startswith("2026-12-07 13:00")  # UTC
@@ -226,6 +238,13 @@ def test_a_transfer_moves_the_ticket_to_sales_and_tells_the_customer(stack):
     sender = f"transfer-{uuid.uuid4().hex[:8]}"
     stack.say(sender, "I want to talk to a person")
     ticket_id = ticket_of(stack, sender)
+    [(answer_text,)] = helpdesk_rows(
+        stack, "SELECT response FROM processed_events WHERE event = 'handoff.requested' AND handoff_id = "
+        "(SELECT handoff_id FROM tickets WHERE ticket_id = ?)", ticket_id,
+    )
+    answer = json.loads(answer_text)
+    Draft202012Validator(json.loads((SCHEMA_DIR / "handoff.requested.answer.json").read_text())).validate(answer)
+    assert answer["agents_available"] == 1 and answer["queue_position"] >= 1  # standby
     assert post(sanne, stack, f"/tickets/{ticket_id}/join").status_code == 303
     answer = post(sanne, stack, f"/tickets/{ticket_id}/transfer", queue="sales", note="Wants a quote for 40 seats.")
     assert answer.status_code == 303
