@@ -1,0 +1,904 @@
+"""Handoff analytics: how often the assistant needs a person, why, and how the handoffs went.
+
+The figures of ``make report`` (:mod:`handoff.tools.report`) and of the console's Reports page
+(:mod:`helpdesk.reports`), computed for a period ``[since, until)`` from three databases, each
+optional:
+
+- the handoff database (:mod:`handoff.store`): tables ``handoffs`` and ``handoff_wrapups``;
+- the embedded helpdesk's database: tables ``tickets`` and ``follow_ups``;
+- the tracker store (Rasa's SQL tracker store): table ``events``.
+
+A figure that needs a database (or a table) that is not there is ``None`` and listed in
+:attr:`Report.unavailable` with the reason; nothing is estimated. docs/REPORTS.md says what each
+figure means; the definitions below are the exact ones.
+
+Definitions (all times UTC; a day is a UTC calendar day):
+
+``conversations``
+    Tracker-store senders (``events.sender_id``) with at least one customer message in the
+    period: an event of type ``user`` whose intent does not start with ``EXTERNAL`` (those are
+    triggered by the assistant itself, e.g. ``EXTERNAL_handback``). A conversation is counted on
+    the day of its first customer message in the period.
+``handoffs``
+    Rows of ``handoffs`` created in the period, counted on the day they were created.
+``handoff rate``
+    Handoffs per 100 conversations; by reason (``handoffs.reason``) and by trigger intent over all
+    conversations; by language over the conversations in that language. A handoff's trigger intent
+    is the ``intent`` of its helpdesk ticket's ``trigger`` (matched on ``handoff_id``), or
+    ``"<reason> (reason)"`` when the ticket has none or there is no ticket. A conversation's
+    language is the value of its last ``language`` slot event before the end of the period, or
+    the default language of handoff_rules.yml when it has none.
+``offers``
+    An offer is an ``action`` event in the period named ``action_offer_handoff`` or one of the
+    offer responses run as an action of its own (every trigger's ``offer_response`` and
+    ``confirm_response`` in handoff_rules.yml, ``utter_offer_handoff_complex`` and
+    ``utter_offer_handoff_again``; see actions/escalation_actions.py and data/rules/offers.yml).
+    Its answer window is the events of the same conversation after it, up to the next offer, the
+    next ``session_started`` or ``restart``, whichever comes first (in the order stored).
+    It is *accepted* when a handoff starts in that window (an ``action_handoff`` action or a
+    ``pause`` event) before any ``action_decline_handoff``; *declined* otherwise, which is
+    *said no* when ``action_decline_handoff`` ran in the window (the customer answered no) and
+    *no handoff* else (ignored, or the conversation ended). The window may reach past the end of
+    the period: an offer is judged by what the tracker store holds now.
+``time to an agent``
+    Helpdesk tickets created in the period that an agent joined: ``joined_at - created_at`` in
+    seconds; p50 and p95 by the nearest-rank method (the value at rank ``ceil(p/100 * n)`` of the
+    sorted durations).
+``end causes``
+    Handoffs created in the period by ``handoffs.end_cause``: ``customer_left`` (the customer
+    gave up waiting), ``no_agent_timeout`` (nobody joined in time), ``no_agent_available``,
+    ``out_of_hours``, and the others.
+``follow-ups``
+    Helpdesk follow-ups whose ``due_at`` is in the period: done in time (state ``done`` and
+    ``closed_at <= due_at``), done late, not reached, still open.
+``wrap-ups``
+    ``handoff_wrapups`` rows created in the period, by ``why``; *false handoffs* ("the bot could
+    have answered") are those with why ``bot_misunderstood`` or ``missing_knowledge``.
+``containment``
+    Conversations of the period without a handoff created in the period, over all conversations
+    of the period.
+
+The heavy work is done in SQL (GROUP BY and counts, a per-sender MIN for conversations); day
+buckets, percentiles and the offers' windows are computed in Python from compact results, so
+the same queries run on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from handoff.settings import PROJECT_ROOT, SettingsError
+
+DAY = 86400.0
+DEFAULT_DAYS = 30
+
+# Sources.
+TRACKER = "tracker"
+HANDOFF = "handoff"
+HELPDESK = "helpdesk"
+SOURCE_LABELS = {TRACKER: "tracker store", HANDOFF: "handoff database", HELPDESK: "helpdesk database"}
+
+# Tracker events that matter here.
+OFFER_ACTION = "action_offer_handoff"
+HANDOFF_ACTION = "action_handoff"
+DECLINE_ACTION = "action_decline_handoff"
+#: Offer responses that no trigger names: the fallback offer and the re-worded second offer.
+EXTRA_OFFER_RESPONSES = ("utter_offer_handoff_complex", "utter_offer_handoff_again")
+SESSION_BOUNDARIES = ("session_started", "restart")
+PAUSE = "pause"
+EXTERNAL_PREFIX = "EXTERNAL"
+
+# End causes reported on their own (handoff.lifecycle.EndCause).
+CUSTOMER_LEFT = "customer_left"
+NO_AGENT_TIMEOUT = "no_agent_timeout"
+NO_AGENT_AVAILABLE = "no_agent_available"
+OUT_OF_HOURS = "out_of_hours"
+
+#: Wrap-up reasons that say the bot could have answered.
+FALSE_HANDOFF_WHY = ("bot_misunderstood", "missing_knowledge")
+WRAP_UP_WHY = (
+    "bot_misunderstood",
+    "missing_knowledge",
+    "policy_needs_person",
+    "customer_preference",
+    "technical_failure",
+    "other",
+)
+
+# The tables, as SQLAlchemy Core sees them: only the columns read here. The helpdesk's own
+# models are not imported (the core does not depend on the helpdesk).
+EVENTS = sa.table(
+    "events",
+    sa.column("id", sa.Integer),
+    sa.column("sender_id", sa.String),
+    sa.column("type_name", sa.String),
+    sa.column("timestamp", sa.Float),
+    sa.column("intent_name", sa.String),
+    sa.column("action_name", sa.String),
+    sa.column("data", sa.Text),
+)
+HANDOFFS = sa.table(
+    "handoffs",
+    sa.column("id", sa.String),
+    sa.column("conversation_id", sa.String),
+    sa.column("reason", sa.String),
+    sa.column("language", sa.String),
+    sa.column("end_cause", sa.String),
+    sa.column("created_at", sa.Float),
+)
+WRAPUPS = sa.table(
+    "handoff_wrapups",
+    sa.column("handoff_id", sa.String),
+    sa.column("why", sa.String),
+    sa.column("created_at", sa.Float),
+)
+TICKETS = sa.table(
+    "tickets",
+    sa.column("handoff_id", sa.String),
+    sa.column("reason", sa.String),
+    sa.column("trigger", sa.JSON),
+    sa.column("created_at", sa.DateTime),
+    sa.column("joined_at", sa.DateTime),
+)
+FOLLOW_UPS = sa.table(
+    "follow_ups",
+    sa.column("state", sa.String),
+    sa.column("due_at", sa.DateTime),
+    sa.column("closed_at", sa.DateTime),
+)
+
+
+# --- the period --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    """``[since, until)``, aware UTC datetimes."""
+
+    since: datetime
+    until: datetime
+
+    @classmethod
+    def last_days(cls, days: float = DEFAULT_DAYS, now: datetime | None = None) -> Period:
+        until = _aware(now or datetime.now(timezone.utc))
+        return cls(until - timedelta(days=days), until)
+
+    @classmethod
+    def between(cls, since: datetime | None, until: datetime | None, days: float = DEFAULT_DAYS, now: datetime | None = None) -> Period:
+        """``since``/``until`` as given; a missing end is ``days`` from the other one (``until``
+        defaults to now)."""
+        if since is None and until is None:
+            until = now or datetime.now(timezone.utc)
+        if until is None:
+            until = _aware(since) + timedelta(days=days)
+        until = _aware(until)
+        since = _aware(since) if since is not None else until - timedelta(days=days)
+        if since >= until:
+            raise ValueError(f"the period is empty: {since.isoformat()} is not before {until.isoformat()}")
+        return cls(since, until)
+
+    @property
+    def start(self) -> float:
+        return self.since.timestamp()
+
+    @property
+    def end(self) -> float:
+        return self.until.timestamp()
+
+    @property
+    def naive_since(self) -> datetime:
+        return self.since.replace(tzinfo=None)
+
+    @property
+    def naive_until(self) -> datetime:
+        return self.until.replace(tzinfo=None)
+
+    def days(self) -> list[date]:
+        """Every UTC day the period touches."""
+        first, last = self.since.date(), (self.until - timedelta(microseconds=1)).date()
+        return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+    def label(self) -> str:
+        return f"{self.since:%Y-%m-%d %H:%M} – {self.until:%Y-%m-%d %H:%M} UTC"
+
+
+def _aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def _day(timestamp: float) -> date:
+    return datetime.fromtimestamp(timestamp, timezone.utc).date()
+
+
+# --- the figures -------------------------------------------------------------------------------
+
+
+@dataclass
+class Rate:
+    """Handoffs of one reason, intent or language per 100 conversations."""
+
+    key: str
+    handoffs: int
+    conversations: int | None
+    per_100: float | None
+
+
+@dataclass
+class DayCount:
+    day: date
+    conversations: int | None
+    handoffs: int | None
+
+
+@dataclass
+class Offers:
+    made: int = 0
+    accepted: int = 0
+    declined: int = 0
+    said_no: int = 0
+    no_handoff: int = 0
+
+    @property
+    def accepted_percent(self) -> float | None:
+        return _percent(self.accepted, self.made)
+
+
+@dataclass
+class TimeToAgent:
+    tickets: int
+    joined: int
+    p50_seconds: float | None
+    p95_seconds: float | None
+
+
+@dataclass
+class FollowUps:
+    due: int = 0
+    done_in_time: int = 0
+    done_late: int = 0
+    not_reached: int = 0
+    open: int = 0
+
+    @property
+    def in_time_percent(self) -> float | None:
+        return _percent(self.done_in_time, self.due)
+
+
+@dataclass
+class WrapUps:
+    total: int = 0
+    false_handoffs: int = 0
+    by_why: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def false_percent(self) -> float | None:
+        return _percent(self.false_handoffs, self.total)
+
+
+@dataclass
+class Containment:
+    conversations: int
+    without_handoff: int
+
+    @property
+    def percent(self) -> float | None:
+        return _percent(self.without_handoff, self.conversations)
+
+
+@dataclass
+class Report:
+    """Every figure of one period; ``None`` where a database was missing (see ``unavailable``)."""
+
+    period: Period
+    sources: dict[str, str] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    conversations: int | None = None
+    handoffs: int | None = None
+    per_day: list[DayCount] = field(default_factory=list)
+    handoff_rate: float | None = None
+    by_reason: list[Rate] | None = None
+    by_intent: list[Rate] | None = None
+    by_language: list[Rate] | None = None
+    offers: Offers | None = None
+    time_to_agent: TimeToAgent | None = None
+    end_causes: dict[str, int] | None = None
+    follow_ups: FollowUps | None = None
+    wrap_ups: WrapUps = field(default_factory=WrapUps)
+    containment: Containment | None = None
+
+    @property
+    def gave_up(self) -> int | None:
+        return None if self.end_causes is None else self.end_causes.get(CUSTOMER_LEFT, 0)
+
+    @property
+    def no_agent_timeouts(self) -> int | None:
+        return None if self.end_causes is None else self.end_causes.get(NO_AGENT_TIMEOUT, 0)
+
+    @property
+    def no_agent_available(self) -> int | None:
+        return None if self.end_causes is None else self.end_causes.get(NO_AGENT_AVAILABLE, 0)
+
+    @property
+    def out_of_hours(self) -> int | None:
+        return None if self.end_causes is None else self.end_causes.get(OUT_OF_HOURS, 0)
+
+    def rows(self) -> list[tuple[str, str, Any]]:
+        """Every figure as ``(figure, key, value)``, the long format of the CSV; an unavailable
+        figure is one row with value ``unavailable``."""
+        out: list[tuple[str, str, Any]] = [
+            ("period", "since", self.period.since.isoformat()),
+            ("period", "until", self.period.until.isoformat()),
+        ]
+        for name in (TRACKER, HANDOFF, HELPDESK):
+            out.append(("source", name, self.sources.get(name, "unavailable")))
+
+        def scalar(figure: str, key: str, value: Any) -> None:
+            out.append((figure, key, "unavailable" if value is None else _plain(value)))
+
+        scalar("conversations", "total", self.conversations)
+        scalar("handoffs", "total", self.handoffs)
+        scalar("handoff_rate", "per_100_conversations", self.handoff_rate)
+        for day in self.per_day:
+            scalar("conversations_per_day", day.day.isoformat(), day.conversations)
+            scalar("handoffs_per_day", day.day.isoformat(), day.handoffs)
+        for figure, rates in (
+            ("handoff_rate_by_reason", self.by_reason),
+            ("handoff_rate_by_intent", self.by_intent),
+            ("handoff_rate_by_language", self.by_language),
+        ):
+            if rates is None:
+                scalar(figure, "all", None)
+                continue
+            for rate in rates:
+                scalar(figure, rate.key, rate.per_100)
+                scalar(figure.replace("handoff_rate", "handoffs"), rate.key, rate.handoffs)
+        if self.offers is None:
+            scalar("offers", "made", None)
+        else:
+            for key in ("made", "accepted", "declined", "said_no", "no_handoff"):
+                scalar("offers", key, getattr(self.offers, key))
+            scalar("offers", "accepted_percent", self.offers.accepted_percent)
+        if self.time_to_agent is None:
+            scalar("time_to_agent", "p50_seconds", None)
+        else:
+            t = self.time_to_agent
+            scalar("time_to_agent", "tickets", t.tickets)
+            scalar("time_to_agent", "joined", t.joined)
+            scalar("time_to_agent", "p50_seconds", t.p50_seconds)
+            scalar("time_to_agent", "p95_seconds", t.p95_seconds)
+        scalar("gave_up", "customer_left", self.gave_up)
+        scalar("no_agent", NO_AGENT_TIMEOUT, self.no_agent_timeouts)
+        scalar("no_agent", NO_AGENT_AVAILABLE, self.no_agent_available)
+        scalar("no_agent", OUT_OF_HOURS, self.out_of_hours)
+        for cause, count in sorted((self.end_causes or {}).items()):
+            scalar("end_cause", cause, count)
+        if self.follow_ups is None:
+            scalar("follow_ups", "due", None)
+        else:
+            f = self.follow_ups
+            for key in ("due", "done_in_time", "done_late", "not_reached", "open"):
+                scalar("follow_ups", key, getattr(f, key))
+            scalar("follow_ups", "in_time_percent", f.in_time_percent)
+        w = self.wrap_ups
+        wrap_missing = "wrap_ups" in self.unavailable
+        scalar("wrap_ups", "total", w.total)
+        scalar("wrap_ups", "false_handoffs", None if wrap_missing else w.false_handoffs)
+        scalar("wrap_ups", "false_percent", None if wrap_missing else w.false_percent)
+        for why, count in sorted(w.by_why.items()):
+            scalar("wrap_ups_by_why", why, count)
+        if self.containment is None:
+            scalar("containment", "percent", None)
+        else:
+            c = self.containment
+            scalar("containment", "conversations", c.conversations)
+            scalar("containment", "without_handoff", c.without_handoff)
+            scalar("containment", "percent", c.percent)
+        for figure, why in sorted(self.unavailable.items()):
+            out.append(("unavailable", figure, why))
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-ready apart from dates)."""
+        data = asdict(self)
+        data["period"] = {"since": self.period.since.isoformat(), "until": self.period.until.isoformat()}
+        return data
+
+
+def _percent(part: int, whole: int | None) -> float | None:
+    return None if not whole else round(100.0 * part / whole, 2)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 2)
+    return value
+
+
+def percentile(sorted_values: list[float], p: float) -> float | None:
+    """Nearest rank: the value at rank ``ceil(p/100 * n)`` of ``sorted_values`` (ascending)."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(p / 100.0 * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+# --- where the databases are --------------------------------------------------------------------
+
+_ENV_VAR = re.compile(r"\$\{([^}]+)\}")
+SQL_TRACKER_TYPES = {"sql", "handoff.server.tracker_store.handoffsqltrackerstore", "rasa.core.tracker_store.sqltrackerstore"}
+
+
+def _expand(value: Any, where: Path) -> Any:
+    if not isinstance(value, str):
+        return value
+
+    def lookup(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise SettingsError(f"{where}: the tracker store needs the environment variable {name}")
+        return os.environ[name]
+
+    return _ENV_VAR.sub(lookup, value)
+
+
+def tracker_store_url(endpoints: Path | None = None) -> sa.engine.URL | str:
+    """The database URL of the SQL tracker store in ``endpoints`` (default: the project's
+    endpoints.yml), read as Rasa reads it (``${VAR}`` from the environment); a relative SQLite
+    path is taken from the project root, where the servers run. :class:`SettingsError` when the
+    file cannot be read or configures no SQL tracker store."""
+    import yaml
+
+    endpoints = endpoints or PROJECT_ROOT / "endpoints.yml"
+    try:
+        document = yaml.safe_load(endpoints.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise SettingsError(f"cannot read {endpoints}: {exc}") from exc
+    section = document.get("tracker_store") if isinstance(document, dict) else None
+    if not isinstance(section, dict):
+        raise SettingsError(f"{endpoints} configures no tracker_store: conversations are kept in memory only")
+    options = {key: _expand(value, endpoints) for key, value in section.items()}
+    kind = str(options.get("type") or "").lower()
+    if kind not in SQL_TRACKER_TYPES:
+        raise SettingsError(f"{endpoints}: tracker store type {options.get('type')!r} is not an SQL tracker store")
+    dialect = options.get("dialect") or "sqlite"
+    db = str(options.get("db") or "rasa.db")
+    host = options.get("url")
+    if host and "://" in str(host):
+        return str(host)
+    if dialect == "sqlite":
+        path = Path(db)
+        return f"sqlite:///{path if path.is_absolute() else PROJECT_ROOT / path}"
+    port = options.get("port")
+    if host:
+        from urllib.parse import urlsplit
+
+        parsed = urlsplit(f"scheme://{host}")
+        port, host = parsed.port or port, parsed.hostname or host
+    return sa.engine.URL.create(
+        dialect,
+        username=options.get("username") or None,
+        password=options.get("password") or None,
+        host=host or None,
+        port=int(port) if port not in (None, "") else None,
+        database=db,
+        query=options.get("query") or {},
+    )
+
+
+def shown_url(url: sa.engine.URL | str) -> str:
+    """The URL without its password."""
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def missing_sqlite_file(url: sa.engine.URL | str) -> bool:
+    """A SQLite file that does not exist (opening it would create an empty one)."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return False
+    return not Path(parsed.database).exists()
+
+
+def open_engine(url: sa.engine.URL | str | None) -> tuple[sa.engine.Engine | None, str | None]:
+    """An engine for ``url``, or ``(None, why)`` when there is nothing to read there."""
+    if url is None:
+        return None, "not configured"
+    if missing_sqlite_file(url):
+        return None, f"{shown_url(url)} does not exist"
+    from handoff.store import create_db_engine
+
+    return create_db_engine(url), None
+
+
+# --- computing ----------------------------------------------------------------------------------
+
+
+def offer_actions(rules: Any = None) -> set[str]:
+    """The actions that make an offer of a person: ``action_offer_handoff`` and every offer or
+    confirming response of handoff_rules.yml (``rules``: a :class:`handoff.triggers.HandoffRules`,
+    default the project's)."""
+    if rules is None:
+        from handoff.triggers import load_rules
+
+        rules = load_rules()
+    names = {OFFER_ACTION, *EXTRA_OFFER_RESPONSES}
+    for trigger in rules.triggers.values():
+        names.update(n for n in (trigger.offer_response, trigger.confirm_response) if n)
+    return names
+
+
+def _default_language(rules: Any) -> str:
+    language = getattr(rules, "language", None)
+    return getattr(language, "default", None) or "en"
+
+
+def _has_table(engine: sa.engine.Engine, name: str) -> bool:
+    return sa.inspect(engine).has_table(name)
+
+
+def compute(
+    period: Period | None = None,
+    *,
+    handoff_engine: sa.engine.Engine | None = None,
+    helpdesk_engine: sa.engine.Engine | None = None,
+    tracker_engine: sa.engine.Engine | None = None,
+    rules: Any = None,
+    missing: dict[str, str] | None = None,
+) -> Report:
+    """Every figure for ``period`` (default: the last 30 days) from the engines given.
+
+    ``missing`` says why a source is not given (shown in :attr:`Report.unavailable`);
+    ``rules`` is the :class:`handoff.triggers.HandoffRules` that names the offers (default the
+    project's handoff_rules.yml). Read-only: nothing is created or changed.
+    """
+    period = period or Period.last_days()
+    if rules is None:
+        from handoff.triggers import load_rules
+
+        rules = load_rules()
+    missing = dict(missing or {})
+    report = Report(period)
+    engines = {TRACKER: tracker_engine, HANDOFF: handoff_engine, HELPDESK: helpdesk_engine}
+    tables = {TRACKER: ("events",), HANDOFF: ("handoffs",), HELPDESK: ("tickets",)}
+    for name, engine in engines.items():
+        if engine is None:
+            missing.setdefault(name, "not configured")
+            continue
+        absent = [t for t in tables[name] if not _has_table(engine, t)]
+        if absent:
+            missing[name] = f"{shown_url(engine.url)} has no table {', '.join(absent)}"
+            engines[name] = None
+            continue
+        report.sources[name] = shown_url(engine.url)
+
+    def unavailable(figure: str, *needed: str) -> bool:
+        gone = [n for n in needed if engines[n] is None]
+        if gone:
+            report.unavailable[figure] = "; ".join(f"needs the {SOURCE_LABELS[n]} ({missing[n]})" for n in gone)
+        return bool(gone)
+
+    tracker, handoff, helpdesk = engines[TRACKER], engines[HANDOFF], engines[HELPDESK]
+
+    conversations: dict[str, float] | None = None
+    languages: dict[str, str] | None = None
+    if tracker is not None:
+        conversations = _conversations(tracker, period)
+        languages = _languages(tracker, period, conversations, _default_language(rules))
+        report.conversations = len(conversations)
+        report.offers = _offers(tracker, period, offer_actions(rules))
+    else:
+        unavailable("conversations", TRACKER)
+        unavailable("offers", TRACKER)
+
+    handoff_rows: list[tuple[str, str, str, float]] | None = None
+    if handoff is not None:
+        handoff_rows, grouped = _handoffs(handoff, period)
+        report.handoffs = len(handoff_rows)
+        causes: Counter = Counter()
+        for (_reason, _language, cause), count in grouped.items():
+            causes[cause or "open"] += count
+        report.end_causes = dict(causes)
+        report.wrap_ups = _wrap_ups(handoff, period, report)
+    else:
+        for figure in ("handoffs", "end_causes", "wrap_ups"):
+            unavailable(figure, HANDOFF)
+
+    ticket_intents: dict[str, str] = {}
+    if helpdesk is not None:
+        report.time_to_agent = _time_to_agent(helpdesk, period)
+        ticket_intents = _ticket_intents(helpdesk, period)
+        if _has_table(helpdesk, "follow_ups"):
+            report.follow_ups = _follow_ups(helpdesk, period)
+        else:
+            report.unavailable["follow_ups"] = f"{shown_url(helpdesk.url)} has no table follow_ups"
+    else:
+        unavailable("time_to_agent", HELPDESK)
+        unavailable("follow_ups", HELPDESK)
+
+    # Per day.
+    conv_days = Counter(_day(ts) for ts in conversations.values()) if conversations is not None else None
+    handoff_days = Counter(_day(row[3]) for row in handoff_rows) if handoff_rows is not None else None
+    report.per_day = [
+        DayCount(
+            day,
+            None if conv_days is None else conv_days.get(day, 0),
+            None if handoff_days is None else handoff_days.get(day, 0),
+        )
+        for day in period.days()
+    ]
+
+    # Rates: handoffs (handoff database) per 100 conversations (tracker store).
+    if handoff_rows is not None:
+        total = len(conversations) if conversations is not None else None
+        report.handoff_rate = _per_100(len(handoff_rows), total)
+        reasons = Counter(row[1] for row in handoff_rows)
+        intents = Counter(ticket_intents.get(row[0]) or f"{row[1]} (reason)" for row in handoff_rows)
+        handoff_languages = Counter(row[2] for row in handoff_rows)
+        report.by_reason = _rates(reasons, lambda _key: total)
+        report.by_intent = _rates(intents, lambda _key: total)
+        if languages is not None:
+            per_language = Counter(languages.values())
+            keys = Counter({**{k: 0 for k in per_language}, **handoff_languages})
+            report.by_language = _rates(keys, lambda key: per_language.get(key, 0))
+        else:
+            report.by_language = _rates(handoff_languages, lambda _key: None)
+        if helpdesk is None:
+            report.unavailable["trigger_intents"] = (
+                f"the ticket's trigger intent needs the {SOURCE_LABELS[HELPDESK]} ({missing[HELPDESK]}): "
+                "every handoff is listed under its reason"
+            )
+        if conversations is None:
+            unavailable("handoff_rate", TRACKER)
+            unavailable("containment", TRACKER)
+        else:
+            with_handoff = {row[4] for row in handoff_rows} & conversations.keys()
+            report.containment = Containment(len(conversations), len(conversations) - len(with_handoff))
+    else:
+        unavailable("handoff_rate", HANDOFF)
+        if conversations is not None:
+            unavailable("containment", HANDOFF)
+        else:
+            unavailable("containment", TRACKER, HANDOFF)
+    return report
+
+
+def _per_100(count: int, total: int | None) -> float | None:
+    return None if not total else round(100.0 * count / total, 2)
+
+
+def _rates(counts: Counter, conversations_of: Any) -> list[Rate]:
+    rates = []
+    for key, count in counts.items():
+        total = conversations_of(key)
+        rates.append(Rate(str(key), count, total, _per_100(count, total)))
+    rates.sort(key=lambda r: (-r.handoffs, r.key))
+    return rates
+
+
+def _customer_message(e: Any) -> Any:
+    return sa.and_(
+        e.type_name == "user",
+        sa.or_(e.intent_name.is_(None), sa.not_(e.intent_name.like(f"{EXTERNAL_PREFIX}%"))),
+    )
+
+
+def _conversations(engine: sa.engine.Engine, period: Period) -> dict[str, float]:
+    """Each conversation of the period with the time of its first customer message in it."""
+    e = EVENTS.c
+    query = (
+        sa.select(e.sender_id, sa.func.min(e.timestamp))
+        .where(_customer_message(e), e.timestamp >= period.start, e.timestamp < period.end)
+        .group_by(e.sender_id)
+    )
+    with engine.connect() as connection:
+        return {sender: float(first) for sender, first in connection.execute(query)}
+
+
+def _languages(engine: sa.engine.Engine, period: Period, conversations: dict[str, float], default: str) -> dict[str, str]:
+    """Each conversation's language: its last ``language`` slot value before the end of the
+    period, else ``default``."""
+    e = EVENTS.c
+    query = sa.select(e.sender_id, e.timestamp, e.id, e.data).where(
+        e.type_name == "slot", e.action_name == "language", e.timestamp < period.end
+    )
+    latest: dict[str, tuple[float, int, str | None]] = {}
+    with engine.connect() as connection:
+        for sender, timestamp, event_id, data in connection.execute(query):
+            if sender not in conversations:
+                continue
+            moment = (float(timestamp or 0), int(event_id or 0))
+            known = latest.get(sender)
+            if known is None or moment > known[:2]:
+                latest[sender] = (*moment, data)
+    languages = {}
+    for sender in conversations:
+        value = None
+        if sender in latest:
+            try:
+                value = json.loads(latest[sender][2] or "{}").get("value")
+            except (ValueError, AttributeError):
+                value = None
+        languages[sender] = str(value) if value else default
+    return languages
+
+
+def _offers(engine: sa.engine.Engine, period: Period, offers: set[str]) -> Offers:
+    """Offers made in the period and how each was answered (see the module docstring)."""
+    e = EVENTS.c
+    offered = (
+        sa.select(e.sender_id)
+        .where(e.type_name == "action", e.action_name.in_(sorted(offers)), e.timestamp >= period.start, e.timestamp < period.end)
+        .distinct()
+    )
+    markers = sa.select(e.sender_id, e.id, e.type_name, e.action_name, e.timestamp).where(
+        e.sender_id.in_(offered),
+        sa.or_(
+            sa.and_(e.type_name == "action", e.action_name.in_(sorted(offers | {HANDOFF_ACTION, DECLINE_ACTION}))),
+            e.type_name.in_((PAUSE, *SESSION_BOUNDARIES)),
+        ),
+    )
+    by_sender: dict[str, list[tuple[int, str, str | None, float | None]]] = defaultdict(list)
+    with engine.connect() as connection:
+        for sender, event_id, type_name, action_name, timestamp in connection.execute(markers):
+            by_sender[sender].append((int(event_id), type_name, action_name, timestamp))
+    result = Offers()
+
+    def settle(offer: dict[str, Any] | None, outcome: str) -> None:
+        if offer is None or not offer["counted"]:
+            return
+        result.made += 1
+        if outcome == "accepted":
+            result.accepted += 1
+        else:
+            result.declined += 1
+            if outcome == "said_no":
+                result.said_no += 1
+            else:
+                result.no_handoff += 1
+
+    for events in by_sender.values():
+        events.sort()
+        open_offer: dict[str, Any] | None = None
+        for _event_id, type_name, action_name, timestamp in events:
+            if type_name == "action" and action_name in offers:
+                settle(open_offer, "no_handoff")
+                ts = float(timestamp or 0)
+                open_offer = {"counted": period.start <= ts < period.end}
+            elif type_name in SESSION_BOUNDARIES:
+                settle(open_offer, "no_handoff")
+                open_offer = None
+            elif open_offer is None:
+                continue
+            elif type_name == PAUSE or action_name == HANDOFF_ACTION:
+                settle(open_offer, "accepted")
+                open_offer = None
+            elif action_name == DECLINE_ACTION:
+                settle(open_offer, "said_no")
+                open_offer = None
+        settle(open_offer, "no_handoff")
+    return result
+
+
+def _handoffs(engine: sa.engine.Engine, period: Period) -> tuple[list[tuple[str, str, str, float, str]], dict[tuple, int]]:
+    """The handoffs of the period (id, reason, language, created_at, conversation_id) and their
+    counts by (reason, language, end cause)."""
+    h = HANDOFFS.c
+    in_period = sa.and_(h.created_at >= period.start, h.created_at < period.end)
+    rows_query = sa.select(h.id, h.reason, h.language, h.created_at, h.conversation_id).where(in_period)
+    grouped_query = (
+        sa.select(h.reason, h.language, h.end_cause, sa.func.count())
+        .where(in_period)
+        .group_by(h.reason, h.language, h.end_cause)
+    )
+    with engine.connect() as connection:
+        rows = [(i, r, lang, float(c), conv) for i, r, lang, c, conv in connection.execute(rows_query)]
+        grouped = {(r, lang, cause): n for r, lang, cause, n in connection.execute(grouped_query)}
+    return rows, grouped
+
+
+def _wrap_ups(engine: sa.engine.Engine, period: Period, report: Report) -> WrapUps:
+    if not _has_table(engine, "handoff_wrapups"):
+        report.unavailable["wrap_ups"] = f"{shown_url(engine.url)} has no table handoff_wrapups yet: 0 wrap-ups"
+        return WrapUps()
+    w = WRAPUPS.c
+    query = (
+        sa.select(w.why, sa.func.count())
+        .where(w.created_at >= period.start, w.created_at < period.end)
+        .group_by(w.why)
+    )
+    with engine.connect() as connection:
+        by_why = {str(why): n for why, n in connection.execute(query)}
+    return WrapUps(
+        total=sum(by_why.values()),
+        false_handoffs=sum(n for why, n in by_why.items() if why in FALSE_HANDOFF_WHY),
+        by_why=by_why,
+    )
+
+
+def _as_datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def _time_to_agent(engine: sa.engine.Engine, period: Period) -> TimeToAgent:
+    t = TICKETS.c
+    in_period = sa.and_(t.created_at >= period.naive_since, t.created_at < period.naive_until)
+    with engine.connect() as connection:
+        total = connection.execute(sa.select(sa.func.count()).select_from(TICKETS).where(in_period)).scalar_one()
+        pairs = connection.execute(
+            sa.select(t.created_at, t.joined_at).where(in_period, t.joined_at.is_not(None))
+        ).all()
+    waits = sorted(max(0.0, (_as_datetime(j) - _as_datetime(c)).total_seconds()) for c, j in pairs)
+    return TimeToAgent(total, len(waits), percentile(waits, 50), percentile(waits, 95))
+
+
+def _ticket_intents(engine: sa.engine.Engine, period: Period) -> dict[str, str]:
+    """The trigger intent of each ticket around the period (a ticket is made seconds after its
+    handoff), by handoff id; tickets without one are left out."""
+    t = TICKETS.c
+    intent = t.trigger["intent"].as_string()
+    query = sa.select(t.handoff_id, intent).where(
+        t.created_at >= period.naive_since - timedelta(days=1),
+        t.created_at < period.naive_until + timedelta(days=1),
+        intent.is_not(None),
+    )
+    with engine.connect() as connection:
+        return {handoff_id: str(name) for handoff_id, name in connection.execute(query) if name}
+
+
+def _follow_ups(engine: sa.engine.Engine, period: Period) -> FollowUps:
+    f = FOLLOW_UPS.c
+    in_time = sa.case((sa.and_(f.closed_at.is_not(None), f.closed_at <= f.due_at), 1), else_=0)
+    query = (
+        sa.select(f.state, in_time, sa.func.count())
+        .where(f.due_at >= period.naive_since, f.due_at < period.naive_until)
+        .group_by(f.state, in_time)
+    )
+    result = FollowUps()
+    with engine.connect() as connection:
+        for state, timely, count in connection.execute(query):
+            result.due += count
+            if state == "done":
+                if timely:
+                    result.done_in_time += count
+                else:
+                    result.done_late += count
+            elif state == "not_reached":
+                result.not_reached += count
+            else:
+                result.open += count
+    return result
+
+
+def summary_lines(report: Report) -> Iterable[str]:
+    """A few lines for a terminal."""
+
+    def show(value: Any, unit: str = "") -> str:
+        return "unavailable" if value is None else f"{value}{unit}"
+
+    yield f"Period: {report.period.label()}"
+    yield f"Conversations: {show(report.conversations)}; handoffs: {show(report.handoffs)}; per 100 conversations: {show(report.handoff_rate)}"
+    if report.offers is not None:
+        o = report.offers
+        yield f"Offers: {o.made} made, {o.accepted} accepted, {o.declined} declined ({o.said_no} said no)"
+    if report.time_to_agent is not None:
+        t = report.time_to_agent
+        yield f"Time to an agent: p50 {show(t.p50_seconds, ' s')}, p95 {show(t.p95_seconds, ' s')} ({t.joined} of {t.tickets} tickets joined)"
+    yield f"Gave up: {show(report.gave_up)}; no-agent timeouts: {show(report.no_agent_timeouts)}; nobody available: {show(report.no_agent_available)}; out of hours: {show(report.out_of_hours)}"
+    if report.containment is not None:
+        yield f"Containment: {show(report.containment.percent, ' %')}"
+    for figure, why in sorted(report.unavailable.items()):
+        yield f"  unavailable: {figure}: {why}"
