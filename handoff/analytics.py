@@ -902,3 +902,291 @@ def summary_lines(report: Report) -> Iterable[str]:
         yield f"Containment: {show(report.containment.percent, ' %')}"
     for figure, why in sorted(report.unavailable.items()):
         yield f"  unavailable: {figure}: {why}"
+
+
+# --- opening the databases ----------------------------------------------------------------------
+
+
+def find_tracker_url(endpoints: Path | None = None) -> tuple[sa.engine.URL | str | None, str | None]:
+    """The tracker store's URL from ``endpoints`` (default the project's endpoints.yml), or
+    ``(None, why)`` when it names no SQL tracker store."""
+    try:
+        return tracker_store_url(endpoints), None
+    except SettingsError as exc:
+        return None, str(exc)
+
+
+def readable(engine: sa.engine.Engine) -> str | None:
+    """None when ``engine`` can be connected to, else why not (one line)."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError as exc:
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        return f"{type(exc).__name__}: {first[0] if first else ''}"
+    return None
+
+
+@dataclass
+class Sources:
+    """The three databases' engines (None: not there) and why each missing one is missing."""
+
+    engines: dict[str, sa.engine.Engine | None] = field(default_factory=dict)
+    missing: dict[str, str] = field(default_factory=dict)
+    urls: dict[str, str] = field(default_factory=dict)
+
+    def close(self) -> None:
+        for engine in self.engines.values():
+            if engine is not None:
+                engine.dispose()
+
+
+def open_sources(urls: dict[str, sa.engine.URL | str | None], reasons: dict[str, str] | None = None) -> Sources:
+    """Engines for ``{"tracker": url, "handoff": url, "helpdesk": url}``; a URL that is None or a
+    SQLite file that does not exist gives no engine (``reasons`` may say why a URL is None)."""
+    sources = Sources()
+    for name in (TRACKER, HANDOFF, HELPDESK):
+        url = urls.get(name)
+        if url is not None:
+            sources.urls[name] = shown_url(url)
+        engine, why = open_engine(url)
+        sources.engines[name] = engine
+        if engine is None:
+            sources.missing[name] = (reasons or {}).get(name) or why or "not configured"
+    return sources
+
+
+def compute_from(sources: Sources, period: Period | None = None, rules: Any = None) -> Report:
+    return compute(
+        period,
+        tracker_engine=sources.engines.get(TRACKER),
+        handoff_engine=sources.engines.get(HANDOFF),
+        helpdesk_engine=sources.engines.get(HELPDESK),
+        rules=rules,
+        missing=sources.missing,
+    )
+
+
+# --- plots --------------------------------------------------------------------------------------
+
+
+def plots(report: Report) -> dict[str, bytes]:
+    """PNG images of the report's main figures (matplotlib, Agg), by name; a figure that is
+    unavailable or empty has no plot."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    images: dict[str, bytes] = {}
+
+    def save(name: str, fig: Any) -> None:
+        buffer = io.BytesIO()
+        fig.tight_layout()
+        fig.savefig(buffer, format="png", dpi=96)
+        plt.close(fig)
+        images[name] = buffer.getvalue()
+
+    days = [d.day for d in report.per_day]
+    if days and (report.conversations is not None or report.handoffs is not None):
+        fig, ax = plt.subplots(figsize=(8, 3))
+        if report.conversations is not None:
+            ax.plot(days, [d.conversations for d in report.per_day], marker="o", label="conversations")
+        if report.handoffs is not None:
+            ax.plot(days, [d.handoffs for d in report.per_day], marker="o", label="handoffs")
+        ax.set_title("Conversations and handoffs per day (UTC)")
+        ax.legend()
+        fig.autofmt_xdate()
+        save("per_day", fig)
+
+    for name, rates, title in (
+        ("by_reason", report.by_reason, "Handoffs per 100 conversations, by reason"),
+        ("by_intent", report.by_intent, "Handoffs per 100 conversations, by trigger intent"),
+        ("by_language", report.by_language, "Handoffs per 100 conversations in the language"),
+    ):
+        shown = [r for r in rates or [] if r.per_100 is not None]
+        if not shown:
+            continue
+        fig, ax = plt.subplots(figsize=(8, 0.5 + 0.35 * len(shown)))
+        ax.barh([r.key for r in reversed(shown)], [r.per_100 for r in reversed(shown)], color="#4c72b0")
+        ax.set_title(title)
+        save(name, fig)
+
+    if report.offers is not None and report.offers.made:
+        o = report.offers
+        fig, ax = plt.subplots(figsize=(6, 2.5))
+        ax.barh(["no handoff", "said no", "accepted"], [o.no_handoff, o.said_no, o.accepted], color=["#999999", "#dd8452", "#55a868"])
+        ax.set_title(f"Offers of a person: {o.made} made")
+        save("offers", fig)
+
+    if report.end_causes:
+        causes = sorted(report.end_causes.items(), key=lambda item: -item[1])
+        fig, ax = plt.subplots(figsize=(8, 0.5 + 0.35 * len(causes)))
+        ax.barh([c for c, _ in reversed(causes)], [n for _, n in reversed(causes)], color="#8172b2")
+        ax.set_title("How handoffs ended")
+        save("end_causes", fig)
+    return images
+
+
+# --- tables for people ---------------------------------------------------------------------------
+
+
+@dataclass
+class Section:
+    """One table of the report as people read it (the HTML report and the console's page)."""
+
+    key: str
+    title: str
+    note: str
+    headers: list[str]
+    rows: list[list[Any]]
+    unavailable: str | None = None
+
+
+def _shown(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:g}{unit}"
+    return f"{value}{unit}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 120:
+        return f"{seconds:g} s"
+    return f"{seconds / 60:.1f} min"
+
+
+def sections(report: Report) -> list[Section]:
+    """Every figure of ``report`` as tables, in the order of docs/REPORTS.md."""
+    u = report.unavailable
+    out: list[Section] = []
+    c = report.containment
+    out.append(
+        Section(
+            "summary",
+            "Summary",
+            "Conversations: senders with a customer message in the period. Containment: those without a handoff.",
+            ["Figure", "Value"],
+            [
+                ["Conversations", _shown(report.conversations)],
+                ["Handoffs", _shown(report.handoffs)],
+                ["Handoffs per 100 conversations", _shown(report.handoff_rate)],
+                ["Containment (never needed a person)", "—" if c is None else f"{_shown(c.percent, ' %')} ({c.without_handoff} of {c.conversations})"],
+                ["Customers who gave up waiting", _shown(report.gave_up)],
+                ["No agent joined in time", _shown(report.no_agent_timeouts)],
+                ["Nobody available", _shown(report.no_agent_available)],
+                ["Out of hours", _shown(report.out_of_hours)],
+            ],
+            "; ".join(f"{k}: {u[k]}" for k in ("conversations", "handoffs", "containment") if k in u) or None,
+        )
+    )
+    out.append(
+        Section(
+            "per_day",
+            "Conversations and handoffs per day",
+            "UTC days; a conversation counts on the day of its first customer message in the period.",
+            ["Day", "Conversations", "Handoffs"],
+            [[d.day.isoformat(), _shown(d.conversations), _shown(d.handoffs)] for d in report.per_day],
+        )
+    )
+    for key, rates, title, first, note in (
+        ("by_reason", report.by_reason, "Handoff rate by reason", "Reason", "Handoffs of the reason per 100 conversations."),
+        (
+            "by_intent",
+            report.by_intent,
+            "Handoff rate by trigger intent",
+            "Trigger intent",
+            "The intent in the ticket's trigger, or the handoff's reason when there is none; per 100 conversations.",
+        ),
+        ("by_language", report.by_language, "Handoff rate by language", "Language", "Handoffs in the language per 100 conversations in that language."),
+    ):
+        why = u.get("handoffs") or (u.get("trigger_intents") if key == "by_intent" else None)
+        out.append(
+            Section(
+                key,
+                title,
+                note,
+                [first, "Handoffs", "Conversations", "Per 100 conversations"],
+                [[r.key, r.handoffs, _shown(r.conversations), _shown(r.per_100)] for r in rates or []],
+                why,
+            )
+        )
+    o = report.offers
+    out.append(
+        Section(
+            "offers",
+            "Offers of a person",
+            "Accepted: a handoff followed before the next offer or session. Declined: no handoff (said no, or ignored).",
+            ["Offers", "Count"],
+            []
+            if o is None
+            else [
+                ["Made", o.made],
+                ["Accepted", f"{o.accepted} ({_shown(o.accepted_percent, ' %')})"],
+                ["Declined", o.declined],
+                ["… said no", o.said_no],
+                ["… no handoff otherwise", o.no_handoff],
+            ],
+            u.get("offers"),
+        )
+    )
+    t = report.time_to_agent
+    out.append(
+        Section(
+            "time_to_agent",
+            "Time to an agent",
+            "From the ticket's arrival to an agent joining, tickets of the period an agent joined (nearest rank).",
+            ["Figure", "Value"],
+            []
+            if t is None
+            else [["Tickets", t.tickets], ["Joined by an agent", t.joined], ["p50", _duration(t.p50_seconds)], ["p95", _duration(t.p95_seconds)]],
+            u.get("time_to_agent"),
+        )
+    )
+    out.append(
+        Section(
+            "end_causes",
+            "How handoffs ended",
+            "Handoffs of the period by end cause; open: not ended yet.",
+            ["End cause", "Handoffs"],
+            [[cause, n] for cause, n in sorted((report.end_causes or {}).items(), key=lambda i: (-i[1], i[0]))],
+            u.get("end_causes"),
+        )
+    )
+    f = report.follow_ups
+    out.append(
+        Section(
+            "follow_ups",
+            "Follow-ups",
+            "Callbacks and email answers due in the period; in time: closed as done no later than due.",
+            ["Follow-ups", "Count"],
+            []
+            if f is None
+            else [
+                ["Due", f.due],
+                ["Done in time", f"{f.done_in_time} ({_shown(f.in_time_percent, ' %')})"],
+                ["Done late", f.done_late],
+                ["Not reached", f.not_reached],
+                ["Still open", f.open],
+            ],
+            u.get("follow_ups"),
+        )
+    )
+    w = report.wrap_ups
+    out.append(
+        Section(
+            "wrap_ups",
+            "Hand-backs: could the bot have answered?",
+            "Agents' wrap-ups of the period; false handoffs: why is bot misunderstood or missing knowledge.",
+            ["Wrap-ups", "Count"],
+            [["Wrap-ups", w.total], ["Bot could have answered (false handoffs)", f"{w.false_handoffs} ({_shown(w.false_percent, ' %')})"]]
+            + [[f"… {why.replace('_', ' ')}", n] for why, n in sorted(w.by_why.items(), key=lambda i: (-i[1], i[0]))],
+            u.get("wrap_ups"),
+        )
+    )
+    return out
