@@ -145,7 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out if args.out.is_absolute() else Path.cwd() / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(core.to_yaml(review), encoding="utf-8")
-    print(summary(review, out))
+    try:
+        where = out.relative_to(Path.cwd())
+    except ValueError:
+        where = out
+    print(summary(review, where))
     for note in notes + review.notes:
         print(f"  ({note})")
     return 0
