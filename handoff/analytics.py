@@ -896,7 +896,7 @@ def summary_lines(report: Report) -> Iterable[str]:
         yield f"Offers: {o.made} made, {o.accepted} accepted, {o.declined} declined ({o.said_no} said no)"
     if report.time_to_agent is not None:
         t = report.time_to_agent
-        yield f"Time to an agent: p50 {show(t.p50_seconds, ' s')}, p95 {show(t.p95_seconds, ' s')} ({t.joined} of {t.tickets} tickets joined)"
+        yield f"Time to an agent: p50 {_duration(t.p50_seconds)}, p95 {_duration(t.p95_seconds)} ({t.joined} of {t.tickets} tickets joined)"
     yield f"Gave up: {show(report.gave_up)}; no-agent timeouts: {show(report.no_agent_timeouts)}; nobody available: {show(report.no_agent_available)}; out of hours: {show(report.out_of_hours)}"
     if report.containment is not None:
         yield f"Containment: {show(report.containment.percent, ' %')}"
@@ -1057,7 +1057,7 @@ def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"
     if seconds < 120:
-        return f"{seconds:g} s"
+        return f"{round(seconds, 1):g} s"
     return f"{seconds / 60:.1f} min"
 
 
