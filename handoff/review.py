@@ -479,6 +479,7 @@ def _tracker(engine: sa.engine.Engine, since: float, threshold: float, review: R
             ),
         )
         .order_by(e.sender_id, e.timestamp, e.id)
+        .execution_options(stream_results=True)
     )
     pending: list[tuple[str, Turn, dict[str, Any]]] = []
     conversations: dict[str, _Conversation] = defaultdict(_Conversation)

@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         where = out
     print(summary(review, where))
-    for note in notes + review.notes:
+    said = {note.split(":")[0] for note in notes}
+    for note in notes + [n for n in review.notes if not (": not available" in n and n.split(":")[0] in said)]:
         print(f"  ({note})")
     return 0
 

@@ -530,6 +530,7 @@ def test_the_command_says_what_is_missing(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert code == 0
     assert "does not exist: nothing stored there" in printed
+    assert "not available" not in printed  # said once
     assert yaml.safe_load((tmp_path / "c.yml").read_text()) == {"version": "3.1", "nlu": []}
     assert review_cli.main(["--threshold", "2"]) == 2
 

@@ -172,3 +172,16 @@ async def test_attach_creates_the_table_in_an_older_database(tmp_path):
         "handoff database: not available: messages the bot misunderstood are left out",
     ]
     engine.dispose()
+
+
+async def test_by_default_the_candidates_come_from_the_settings_and_endpoints_yml(assistant, database_url):
+    from handoff.databases import tracker_store_url
+    from helpdesk.keys import SETTINGS_KEY
+
+    app = make_app(make_settings(assistant.url), database_url)
+    engine = create_engine_for(database_url)
+    attach(app, init_database(engine))
+    source = app[REVIEW_SOURCE_KEY]
+    assert source.handoff_url == app[SETTINGS_KEY].database_url
+    assert source.tracker_url == tracker_store_url()
+    engine.dispose()
