@@ -143,6 +143,37 @@ class HandoffRecordRow(Base):
     phone = sa.Column(sa.String(32), index=True)
 
 
+#: What an agent's wrap-up says (``wrap_up`` of ``agent.handback``, docs/HANDOFF_CONTRACT.md).
+WRAP_UP_OUTCOMES = ("resolved", "needs_follow_up", "not_resolved")
+WRAP_UP_REASONS = (
+    "bot_misunderstood",
+    "missing_knowledge",
+    "policy_needs_person",
+    "customer_preference",
+    "technical_failure",
+    "other",
+)
+
+
+class HandoffWrapUpRow(Base):
+    """The agent's wrap-up of a handoff, sent with ``agent.handback``: how it ended, why a person
+    was needed and, when the bot misunderstood, which intent the customer's message should have
+    been (or that it is a new topic). The hand-back note is kept with it. Erased with the
+    conversation."""
+
+    __tablename__ = "handoff_wrapups"
+
+    handoff_id = sa.Column(sa.String(36), primary_key=True)
+    conversation_id = sa.Column(sa.String(255), nullable=False, index=True)
+    outcome = sa.Column(sa.String(32), nullable=False)
+    why = sa.Column(sa.String(32), nullable=False)
+    intent = sa.Column(sa.String(255))
+    new_topic = sa.Column(sa.Boolean, nullable=False, default=False)
+    note = sa.Column(sa.Text)
+    agent = sa.Column(sa.String(255))
+    created_at = sa.Column(sa.Float, nullable=False, index=True)
+
+
 class TaskRow(Base):
     """Work the assistant must do for a handoff at a given time, kept in the database so that it
     survives a restart (Rasa's reminders live in memory): the no-agent timeout, the wait update,
@@ -451,6 +482,50 @@ class HandoffStore:
             session.query(HandoffRecordRow).filter(HandoffRecordRow.handoff_id == handoff_id).update(
                 {"note": note}, synchronize_session=False
             )
+
+    def record_wrap_up(
+        self,
+        handoff_id: str,
+        conversation_id: str,
+        wrap_up: dict[str, Any],
+        agent: str | None,
+        note: str | None = None,
+        now: float | None = None,
+    ) -> None:
+        """Keep the agent's wrap-up of a handoff (``wrap_up`` of ``agent.handback``, already
+        checked against its schema); a second one for the same handoff replaces the first."""
+        outcome, why = wrap_up.get("outcome"), wrap_up.get("why")
+        if outcome not in WRAP_UP_OUTCOMES:
+            raise ValueError(f"unknown wrap-up outcome {outcome!r}; one of: {', '.join(WRAP_UP_OUTCOMES)}")
+        if why not in WRAP_UP_REASONS:
+            raise ValueError(f"unknown wrap-up reason {why!r}; one of: {', '.join(WRAP_UP_REASONS)}")
+        values = {
+            "conversation_id": conversation_id,
+            "outcome": outcome,
+            "why": why,
+            "intent": wrap_up.get("intent") or None,
+            "new_topic": bool(wrap_up.get("new_topic")),
+            "note": note,
+            "agent": agent,
+            "created_at": time.time() if now is None else now,
+        }
+        with self.session() as session:
+            row = session.get(HandoffWrapUpRow, handoff_id)
+            if row is None:
+                session.add(HandoffWrapUpRow(handoff_id=handoff_id, **values))
+            else:
+                for name, value in values.items():
+                    setattr(row, name, value)
+
+    def wrap_ups(self, since: float | None = None) -> list[dict[str, Any]]:
+        """The agents' wrap-ups (of those made at or after ``since``, Unix time), oldest first."""
+        columns = [c.name for c in HandoffWrapUpRow.__table__.columns]
+        with self.session() as session:
+            query = session.query(HandoffWrapUpRow)
+            if since is not None:
+                query = query.filter(HandoffWrapUpRow.created_at >= since)
+            rows = query.order_by(HandoffWrapUpRow.created_at, HandoffWrapUpRow.handoff_id)
+            return [{name: getattr(row, name) for name in columns} for row in rows]
 
     def transfer(self, handoff_id: str, queue: str, no_agent_timeout: float | None = None) -> Handoff | None:
         """Move an active handoff to ``queue``, waiting for an agent there again (and, with
@@ -916,8 +991,9 @@ class HandoffStore:
 
     def erase_conversations(self, conversation_ids: Iterable[str], dry_run: bool = False) -> dict[str, int]:
         """Delete the handoffs of these conversations with their outbox entries, tasks, processed
-        helpdesk events, customer identifiers and topics; the counts (what would go, with ``dry_run``)."""
-        counts = {"handoffs": 0, "outbox": 0, "tasks": 0, "inbound_events": 0, "topics": 0, "records": 0}
+        helpdesk events, customer identifiers, topics, records and the agents' wrap-ups; the counts
+        (what would go, with ``dry_run``)."""
+        counts = {"handoffs": 0, "outbox": 0, "tasks": 0, "inbound_events": 0, "topics": 0, "records": 0, "wrapups": 0}
         with self.session() as session:
             for batch in chunks(sorted(set(conversation_ids))):
                 handoff_ids = [r[0] for r in session.query(HandoffRow.id).filter(HandoffRow.conversation_id.in_(batch))]
@@ -929,6 +1005,7 @@ class HandoffStore:
                     "topics": session.query(ConversationIssueRow).filter(ConversationIssueRow.conversation_id.in_(batch)),
                     None: session.query(CustomerKeyRow).filter(CustomerKeyRow.conversation_id.in_(batch)),
                     "records": session.query(HandoffRecordRow).filter(HandoffRecordRow.conversation_id.in_(batch)),
+                    "wrapups": session.query(HandoffWrapUpRow).filter(HandoffWrapUpRow.conversation_id.in_(batch)),
                 }
                 for name, query in queries.items():
                     if dry_run:

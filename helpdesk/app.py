@@ -144,6 +144,7 @@ def create_app(
     router.add_post("/tickets/{ticket_id}/reply", views.reply, name="reply")
     router.add_post("/tickets/{ticket_id}/handback", views.handback, name="handback")
     router.add_post("/tickets/{ticket_id}/transfer", views.transfer, name="transfer")
+    router.add_post("/tickets/{ticket_id}/wrapup", views.wrap_up, name="wrapup")
     router.add_post("/presence", views.set_presence, name="presence")
     followups.setup(app)
     router.add_static("/static", STATIC_DIR, name="static")

@@ -33,6 +33,19 @@ AWAY = "away"
 OFFLINE = "offline"
 PRESENCE_STATES = (AVAILABLE, AWAY, OFFLINE)
 
+# The agent's wrap-up of a ticket (``wrap_up`` of agent.handback, docs/HANDOFF_CONTRACT.md): how it
+# ended, and why a person was needed.
+WRAP_UP_OUTCOMES = ("resolved", "needs_follow_up", "not_resolved")
+BOT_MISUNDERSTOOD = "bot_misunderstood"
+WRAP_UP_REASONS = (
+    BOT_MISUNDERSTOOD,
+    "missing_knowledge",
+    "policy_needs_person",
+    "customer_preference",
+    "technical_failure",
+    "other",
+)
+
 
 def utcnow() -> datetime:
     """Naive UTC now: SQLite keeps no time zone, so every stored time is UTC by convention."""
@@ -86,6 +99,9 @@ class Ticket(Base):
         cascade="all, delete-orphan",
     )
 
+    # Loaded with the ticket by TicketStore.get (only the ticket page shows it).
+    wrap_up = relationship("TicketWrapUp", back_populates="ticket", uselist=False)
+
     @property
     def is_open(self) -> bool:
         return self.state != CLOSED
@@ -109,6 +125,37 @@ class TicketEntry(Base):
     created_at = sa.Column(sa.DateTime, nullable=False, default=utcnow)
 
     ticket = relationship("Ticket", back_populates="entries")
+
+
+class TicketWrapUp(Base):
+    """The agent's wrap-up of a ticket, at most one: sent with the hand-back, or recorded here
+    only for a ticket the assistant ended. ``intent`` (the intent the customer's message should
+    have been) and ``new_topic`` only go with why ``bot_misunderstood``."""
+
+    __tablename__ = "ticket_wrapups"
+
+    id = sa.Column(sa.Integer, primary_key=True, autoincrement=True)
+    ticket_pk = sa.Column(
+        sa.Integer, sa.ForeignKey("tickets.id", ondelete="CASCADE"), nullable=False, unique=True
+    )
+    outcome = sa.Column(sa.String(32), nullable=False)
+    why = sa.Column(sa.String(32), nullable=False)
+    intent = sa.Column(sa.String(255), nullable=True)
+    new_topic = sa.Column(sa.Boolean, nullable=False, default=False)
+    note = sa.Column(sa.Text, nullable=True)
+    author = sa.Column(sa.String(200), nullable=True)
+    created_at = sa.Column(sa.DateTime, nullable=False, default=utcnow)
+
+    ticket = relationship("Ticket", back_populates="wrap_up")
+
+    def as_wrap_up(self) -> dict:
+        """The ``wrap_up`` object of agent.handback."""
+        return {
+            "outcome": self.outcome,
+            "why": self.why,
+            "intent": self.intent,
+            "new_topic": bool(self.new_topic),
+        }
 
 
 class ProcessedEvent(Base):

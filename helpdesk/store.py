@@ -25,16 +25,20 @@ from helpdesk.auth import display_name
 from helpdesk.db import (
     ASSIGNED,
     AVAILABLE,
+    BOT_MISUNDERSTOOD,
     CLOSED,
     HANDED_BACK,
     OFFLINE,
     PRESENCE_STATES,
     WAITING,
+    WRAP_UP_OUTCOMES,
+    WRAP_UP_REASONS,
     AgentPresence,
     AgentSession,
     ProcessedEvent,
     Ticket,
     TicketEntry,
+    TicketWrapUp,
     priority_rank,
     utcnow,
 )
@@ -58,6 +62,35 @@ def _naive_utc(moment: float) -> datetime:
 
 class TicketNotFound(LookupError):
     """No ticket has that id (or handoff id)."""
+
+
+class WrapUpExists(ValueError):
+    """The ticket has a wrap-up already (``author`` made it)."""
+
+    def __init__(self, ticket_id: str, author: str | None) -> None:
+        super().__init__(f"ticket {ticket_id} is wrapped up already")
+        self.author = author
+
+
+def _wrap_up_row(wrap_up: dict[str, Any], author: str | None, note: str | None) -> TicketWrapUp:
+    """A row for ``wrap_up`` (the ``wrap_up`` object of agent.handback); the intent and "new
+    topic" are kept only with why ``bot_misunderstood``."""
+    outcome, why = wrap_up.get("outcome"), wrap_up.get("why")
+    if outcome not in WRAP_UP_OUTCOMES:
+        raise ValueError(f"unknown wrap-up outcome {outcome!r}; one of: {', '.join(WRAP_UP_OUTCOMES)}")
+    if why not in WRAP_UP_REASONS:
+        raise ValueError(f"unknown wrap-up reason {why!r}; one of: {', '.join(WRAP_UP_REASONS)}")
+    misunderstood = why == BOT_MISUNDERSTOOD
+    new_topic = misunderstood and bool(wrap_up.get("new_topic"))
+    return TicketWrapUp(
+        outcome=outcome,
+        why=why,
+        intent=(wrap_up.get("intent") or None) if misunderstood and not new_topic else None,
+        new_topic=new_topic,
+        note=note or None,
+        author=author,
+        created_at=utcnow(),
+    )
 
 
 @dataclass(frozen=True)
@@ -460,7 +493,7 @@ class TicketStore:
             ticket = session.execute(
                 sa.select(Ticket)
                 .where(Ticket.ticket_id == ticket_id)
-                .options(selectinload(Ticket.entries))
+                .options(selectinload(Ticket.entries), selectinload(Ticket.wrap_up))
             ).scalar_one_or_none()
             if ticket is None:
                 raise TicketNotFound(ticket_id)
@@ -491,9 +524,20 @@ class TicketStore:
             ticket = self._require(session, ticket_id)
             session.add(TicketEntry(ticket=ticket, kind="agent", author=agent, text=text))
 
-    def record_handback(self, ticket_id: str, agent: str, note: str | None) -> None:
+    def record_handback(
+        self, ticket_id: str, agent: str, note: str | None, wrap_up: dict[str, Any] | None = None
+    ) -> None:
+        """``agent`` handed the ticket back, with ``note`` and the ``wrap_up`` sent with it."""
+        row = _wrap_up_row(wrap_up, agent, note) if wrap_up is not None else None
         with self._sessions() as session, session.begin():
             ticket = self._require(session, ticket_id)
+            if row is not None:
+                existing = self._wrap_up_of(session, ticket)
+                if existing is not None:
+                    session.delete(existing)
+                    session.flush()
+                row.ticket_pk = ticket.id
+                session.add(row)
             ticket.state = CLOSED
             ticket.closed_at = utcnow()
             ticket.close_cause = HANDED_BACK
@@ -512,6 +556,63 @@ class TicketStore:
             ticket.state = WAITING
             ticket.agent_name = None
             session.add(TicketEntry(ticket=ticket, kind="transfer", author=agent, text=text))
+
+    def record_wrap_up(
+        self, ticket_id: str, author: str, wrap_up: dict[str, Any], note: str | None = None
+    ) -> None:
+        """Keep ``author``'s wrap-up of a ticket (in the helpdesk only: nothing is sent). A ticket
+        has one wrap-up: :class:`WrapUpExists` when it has one already."""
+        row = _wrap_up_row(wrap_up, author, note)
+        try:
+            with self._sessions() as session, session.begin():
+                ticket = self._require(session, ticket_id)
+                existing = self._wrap_up_of(session, ticket)
+                if existing is not None:
+                    raise WrapUpExists(ticket_id, existing.author)
+                row.ticket_pk = ticket.id
+                session.add(row)
+        except IntegrityError:
+            # Someone wrapped it up at the same moment.
+            raise WrapUpExists(ticket_id, None) from None
+
+    def wrap_up(self, ticket_id: str) -> TicketWrapUp | None:
+        """The ticket's wrap-up, if it has one; :class:`TicketNotFound` if there is no ticket."""
+        with self._sessions() as session:
+            return self._wrap_up_of(session, self._require(session, ticket_id))
+
+    def wrap_ups(self, since: datetime | None = None) -> list[dict[str, Any]]:
+        """Every wrap-up (made at or after ``since``, naive UTC), oldest first, with its ticket's
+        ids, queue, language, reason and how the ticket was closed."""
+        query = (
+            sa.select(TicketWrapUp, Ticket)
+            .join(Ticket, Ticket.id == TicketWrapUp.ticket_pk)
+            .order_by(TicketWrapUp.created_at, TicketWrapUp.id)
+        )
+        if since is not None:
+            query = query.where(TicketWrapUp.created_at >= since)
+        with self._sessions() as session:
+            return [
+                {
+                    "ticket_id": ticket.ticket_id,
+                    "handoff_id": ticket.handoff_id,
+                    "conversation_id": ticket.conversation_id,
+                    "queue": ticket.queue,
+                    "language": ticket.language,
+                    "reason": ticket.reason,
+                    "close_cause": ticket.close_cause,
+                    **row.as_wrap_up(),
+                    "note": row.note,
+                    "author": row.author,
+                    "created_at": row.created_at,
+                }
+                for row, ticket in session.execute(query)
+            ]
+
+    @staticmethod
+    def _wrap_up_of(session: Session, ticket: Ticket) -> TicketWrapUp | None:
+        return session.execute(
+            sa.select(TicketWrapUp).where(TicketWrapUp.ticket_pk == ticket.id)
+        ).scalar_one_or_none()
 
     @staticmethod
     def _require(session: Session, ticket_id: str) -> Ticket:
@@ -594,10 +695,10 @@ class TicketStore:
         return {c for c, moment in self._latest_activity(list(conversation_ids)).items() if moment >= since}
 
     def erase_conversations(self, conversation_ids: Iterable[str], dry_run: bool = False) -> dict[str, int]:
-        """Delete the tickets of these conversations with their entries and the record of the
-        webhook deliveries that made them; the counts (what would go, with ``dry_run``)."""
+        """Delete the tickets of these conversations with their entries, wrap-ups and the record
+        of the webhook deliveries that made them; the counts (what would go, with ``dry_run``)."""
         conversation_ids = sorted(set(conversation_ids))
-        counts = {"tickets": 0, "ticket_entries": 0}
+        counts = {"tickets": 0, "ticket_entries": 0, "ticket_wrapups": 0}
         with self._sessions() as session, session.begin():
             for batch in chunks(conversation_ids):
                 rows = session.execute(
@@ -609,11 +710,16 @@ class TicketStore:
                 entries = session.execute(
                     sa.select(sa.func.count(TicketEntry.id)).where(TicketEntry.ticket_pk.in_(pks))
                 ).scalar_one()
+                wrap_ups = session.execute(
+                    sa.select(sa.func.count(TicketWrapUp.id)).where(TicketWrapUp.ticket_pk.in_(pks))
+                ).scalar_one()
                 counts["tickets"] += len(pks)
                 counts["ticket_entries"] += entries
+                counts["ticket_wrapups"] += wrap_ups
                 if dry_run:
                     continue
                 session.execute(sa.delete(TicketEntry).where(TicketEntry.ticket_pk.in_(pks)))
+                session.execute(sa.delete(TicketWrapUp).where(TicketWrapUp.ticket_pk.in_(pks)))
                 session.execute(sa.delete(ProcessedEvent).where(ProcessedEvent.handoff_id.in_(handoff_ids)))
                 session.execute(sa.delete(Ticket).where(Ticket.id.in_(pks)))
         counts.update(self._follow_ups().erase_conversations(conversation_ids, dry_run=dry_run))

@@ -6,24 +6,31 @@ agent.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import yaml
 from aiohttp import web
 
+from handoff.settings import PROJECT_ROOT
 from helpdesk.assistant import Delivery
 from helpdesk.auth import SESSION_COOKIE, Agent
 from helpdesk.db import (
     ASSIGNED,
     AVAILABLE,
     AWAY,
+    BOT_MISUNDERSTOOD,
     CLOSED,
     OFFLINE,
     PRESENCE_STATES,
     WAITING,
+    WRAP_UP_OUTCOMES,
+    WRAP_UP_REASONS,
     Ticket,
 )
 from helpdesk.flash import FLASH_COOKIE, Flash
@@ -41,13 +48,37 @@ from helpdesk.keys import (
 )
 from helpdesk.live import KEEPALIVE_SECONDS, RETRY_MILLISECONDS
 from helpdesk.presentation import presence_label, transfer_targets
-from helpdesk.store import TicketNotFound
+from helpdesk.store import TicketNotFound, WrapUpExists
 
 logger = logging.getLogger("helpdesk.agent")
 
 MAX_TEXT = 5000
 #: The longest note for colleagues a transfer may carry.
 MAX_TRANSFER_NOTE = 2000
+
+#: The wrap-up's choices, in words (codes: ``wrap_up`` of agent.handback, docs/HANDOFF_CONTRACT.md).
+OUTCOME_LABELS = {
+    "resolved": "Resolved",
+    "needs_follow_up": "Needs follow-up",
+    "not_resolved": "Not resolved",
+}
+REASON_LABELS = {
+    "bot_misunderstood": "Bot misunderstood",
+    "missing_knowledge": "Missing knowledge",
+    "policy_needs_person": "Policy needs a person",
+    "customer_preference": "Customer preference",
+    "technical_failure": "Technical failure",
+    "other": "Other",
+}
+#: The choice of the wrap-up's intent field for "no intent fits: a new topic" (not an intent name).
+NEW_TOPIC = "(new topic)"
+#: The form fields of the wrap-up; a hand-back form without any of them hands back without one.
+WRAP_UP_FIELDS = ("outcome", "why", "intent")
+
+#: The domain whose intents an agent may say a misunderstood message should have been.
+DOMAIN_FILE = PROJECT_ROOT / "domain.yml"
+#: Intents no customer types: triggered by the assistant itself, or Rasa's own.
+_INTERNAL_INTENTS = frozenset({"nlu_fallback", "session_start", "restart", "back"})
 
 #: The signed-in agent's presence (a :class:`helpdesk.store.Presence`), read for every page.
 PRESENCE_REQUEST_KEY = "helpdesk.presence"
@@ -63,7 +94,29 @@ _STATES = {
     "PRESENCE_STATES": PRESENCE_STATES,
     "max_text": MAX_TEXT,
     "max_transfer_note": MAX_TRANSFER_NOTE,
+    "wrap_up_outcomes": OUTCOME_LABELS,
+    "wrap_up_reasons": REASON_LABELS,
+    "BOT_MISUNDERSTOOD": BOT_MISUNDERSTOOD,
+    "NEW_TOPIC": NEW_TOPIC,
 }
+
+
+@functools.lru_cache(maxsize=4)
+def domain_intents(path: Path = DOMAIN_FILE) -> tuple[str, ...]:
+    """The intents of the assistant's domain a customer's message can be, sorted (read once):
+    without the internal ones (``EXTERNAL_*``, ``nlu_fallback``, ...). Empty when the domain
+    cannot be read."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        logger.warning("the wrap-up lists no intents: cannot read %s: %s", path, exc)
+        return ()
+    names: set[str] = set()
+    for item in (data.get("intents") if isinstance(data, dict) else None) or []:
+        name = next(iter(item), None) if isinstance(item, dict) else item
+        if isinstance(name, str) and name and not name.startswith("EXTERNAL_") and name not in _INTERNAL_INTENTS:
+            names.add(name)
+    return tuple(sorted(names))
 
 
 def current_agent(request: web.Request) -> Agent:
@@ -88,6 +141,7 @@ def _page_context(request: web.Request, context: dict[str, Any]) -> dict[str, An
         "agent": request.get(AGENT_REQUEST_KEY),
         "presence": request.get(PRESENCE_REQUEST_KEY),
         "here": request.path_qs,
+        "domain_intents": domain_intents(),
         **_STATES,
         **context,
     }
@@ -425,27 +479,123 @@ async def reply(request: web.Request) -> web.Response:
     raise _back(request, ticket_id)
 
 
+@dataclass(frozen=True)
+class WrapUpFlash(Flash):
+    """A notice after a hand-back or wrap-up that did not happen, with the wrap-up's choices."""
+
+    wrap_up_outcome: str = ""
+    wrap_up_why: str = ""
+    wrap_up_intent: str = ""
+
+
+def _wrap_up_choices(form: Mapping[str, str]) -> dict[str, str]:
+    return {f"wrap_up_{name}": form.get(name, "").strip() for name in WRAP_UP_FIELDS}
+
+
+def _wrap_up_problem(
+    request: web.Request, ticket_id: str, choices: dict[str, str], **drafts: str
+) -> Callable[[str], web.HTTPSeeOther]:
+    """A redirect back to the ticket with ``message`` as an error, keeping what the agent typed
+    and chose."""
+
+    def problem(message: str) -> web.HTTPSeeOther:
+        return _back(request, ticket_id, WrapUpFlash(ticket_id, "error", message, **drafts, **choices))
+
+    return problem
+
+
+def check_wrap_up(problem: Callable[[str], Exception], choices: dict[str, str]) -> dict[str, Any]:
+    """The ``wrap_up`` object of agent.handback from the form's choices; ``problem`` says what
+    is missing or wrong. The intent counts only when the bot misunderstood."""
+    outcome, why, intent = (choices[f"wrap_up_{name}"] for name in WRAP_UP_FIELDS)
+    if outcome not in WRAP_UP_OUTCOMES:
+        raise problem(
+            "Wrap-up: choose the outcome (resolved, needs follow-up or not resolved)."
+            if not outcome
+            else f"Wrap-up: there is no outcome {outcome[:40]!r}."
+        )
+    if why not in WRAP_UP_REASONS:
+        raise problem(
+            "Wrap-up: choose why a person was needed."
+            if not why
+            else f"Wrap-up: there is no reason {why[:40]!r} for needing a person."
+        )
+    wrap_up: dict[str, Any] = {"outcome": outcome, "why": why, "intent": None, "new_topic": False}
+    if why != BOT_MISUNDERSTOOD:
+        return wrap_up
+    if intent == NEW_TOPIC:
+        wrap_up["new_topic"] = True
+    elif not intent:
+        raise problem(
+            "Wrap-up: the bot misunderstood, so choose which intent the customer's message "
+            "should have been, or “new topic” when none fits."
+        )
+    elif intent not in domain_intents():
+        raise problem(f"Wrap-up: {intent[:64]!r} is not an intent of the assistant's domain.")
+    else:
+        wrap_up["intent"] = intent
+    return wrap_up
+
+
 async def handback(request: web.Request) -> web.Response:
-    ticket_id, agent, draft_text, note = await _agent_form(request)
-    note = note.strip()
-    problem = _problem(request, ticket_id, draft_text=draft_text, draft_note=note)
+    """Give the conversation back to the bot, with the agent's note and wrap-up.
+
+    The console's form always has the wrap-up, and then outcome and why are required; a post
+    without any of its fields (a page opened before they existed, a script) hands back without one.
+    """
+    ticket_id, form = await _form(request)
+    agent = current_agent(request)
+    draft_text, note = form.get("text", ""), form.get("note", "").strip()
+    choices = _wrap_up_choices(form)
+    problem = _wrap_up_problem(request, ticket_id, choices, draft_text=draft_text, draft_note=note)
     _check_length(problem, "note", note)
+    wrap_up = check_wrap_up(problem, choices) if any(k in form for k in WRAP_UP_FIELDS) else None
     async with request.app[LOCKS_KEY].hold(ticket_id):
         ticket = await _ticket_or_404(request, ticket_id)
         if ticket.state == CLOSED:
             raise _back(request, ticket_id, _closed_flash(ticket))
         if ticket.state == ASSIGNED and ticket.agent_name != agent.name:
-            raise _back(request, ticket_id, _taken_flash(ticket, "hand it back", draft_note=note))
-        fields = {"note": note} if note else {}
+            raise problem(_taken_flash(ticket, "hand it back").message)
+        fields: dict[str, Any] = {"note": note} if note else {}
+        if wrap_up is not None:
+            fields["wrap_up"] = wrap_up
         delivery = await _send(request, ticket, "agent.handback", agent, **fields)
         if not delivery.ok:
             raise problem(_failed("Hand-back", delivery))
         await asyncio.to_thread(
-            request.app[STORE_KEY].record_handback, ticket_id, agent.name, note or None
+            request.app[STORE_KEY].record_handback, ticket_id, agent.name, note or None, wrap_up
         )
     request.app[LIVE_KEY].publish("closed", ticket_id, agent.name)
     logger.info("%s handed ticket %s back to the bot", agent.login, ticket_id)
     raise _back(request, ticket_id)
+
+
+async def wrap_up(request: web.Request) -> web.Response:
+    """Record the wrap-up of a closed ticket that has none (e.g. one the assistant ended): in the
+    helpdesk only, nothing is sent, the handoff being over. A ticket is wrapped up once."""
+    ticket_id, form = await _form(request)
+    agent = current_agent(request)
+    note = form.get("note", "").strip()
+    choices = _wrap_up_choices(form)
+    problem = _wrap_up_problem(request, ticket_id, choices, draft_note=note)
+    _check_length(problem, "note", note)
+    wrap = check_wrap_up(problem, choices)
+    async with request.app[LOCKS_KEY].hold(ticket_id):
+        ticket = await _ticket_or_404(request, ticket_id)
+        if ticket.state != CLOSED:
+            raise problem("This ticket is still open: its wrap-up goes with the hand-back.")
+        try:
+            await asyncio.to_thread(
+                request.app[STORE_KEY].record_wrap_up, ticket_id, agent.name, wrap, note or None
+            )
+        except WrapUpExists as exc:
+            by = f" by {exc.author}" if exc.author else ""
+            raise _back(
+                request, ticket_id, Flash(ticket_id, "error", f"This ticket was wrapped up already{by}; nothing was changed.")
+            ) from None
+    request.app[LIVE_KEY].publish("wrapped_up", ticket_id, agent.name)
+    logger.info("%s wrapped up ticket %s", agent.login, ticket_id)
+    raise _back(request, ticket_id, Flash(ticket_id, "info", "Wrap-up recorded."))
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ command, which erases a customer's conversations from the tracker store and the 
 (:mod:`handoff.privacy`) and answers the counts. Agent messages are kept in the tracker as
 bot turns marked ``handoff_role: agent`` and pushed to the customer on the channel they last used
 (where that channel can take pushes: socket.io, callback, ...). A hand-back resumes the
-conversation and triggers ``EXTERNAL_handback`` so the bot picks up where the agent left off.
+conversation and triggers ``EXTERNAL_handback`` so the bot picks up where the agent left off; its
+optional ``wrap_up`` (the agent's wrap-up) is kept with the hand-back note, once its intent, if it
+names one, is found in the model's domain.
 
 Configure it in ``credentials.yml``::
 
@@ -60,6 +62,18 @@ def known_queues() -> set[str]:
     """The queues a conversation can be transferred to: those of handoff_rules.yml."""
     rules = load_rules()
     return set(rules.queues) | {trigger.queue for trigger in rules.triggers.values()}
+
+
+def unknown_wrap_up_intent(agent: Any, wrap_up: dict[str, Any]) -> str | None:
+    """What is wrong with the intent an agent's wrap-up names, when it is not one of the loaded
+    model's domain (None when it is, when none is named, or when no model is loaded to ask)."""
+    intent = wrap_up.get("intent")
+    domain = getattr(agent, "domain", None)
+    if intent is None or domain is None:
+        return None
+    if intent in domain.intents:
+        return None
+    return f"agent.handback: at wrap_up.intent: {intent[:64]!r} is not an intent of the assistant's domain"
 
 
 class HandoffSettingsError(RasaException):
@@ -223,6 +237,11 @@ class HelpdeskInput(InputChannel):
 
         if body["event"] == "agent.transferred" and body["queue"] not in known_queues():
             return _error(400, f"agent.transferred: at queue: unknown queue {body['queue'][:64]!r}; queues are: {', '.join(sorted(known_queues()))}")
+        wrap_up = body.get("wrap_up") if body["event"] == "agent.handback" else None
+        if wrap_up is not None:
+            unknown = unknown_wrap_up_intent(request.app.ctx.agent, wrap_up)
+            if unknown is not None:
+                return _error(400, unknown)
         store = get_store(settings.database_url)
         event_id, handoff_id = body["event_id"], body["handoff_id"]
         conversation_id = body["conversation_id"]
@@ -254,6 +273,10 @@ class HelpdeskInput(InputChannel):
                 # The agent dealt with it: a later contact is not "the same unresolved issue".
                 await asyncio.to_thread(store.note_resolved, conversation_id)
                 await asyncio.to_thread(store.record_note, handoff_id, body.get("note"))
+                if wrap_up is not None:
+                    await asyncio.to_thread(
+                        store.record_wrap_up, handoff_id, conversation_id, wrap_up, agent_name, body.get("note")
+                    )
                 await take_back(agent, tracker, output)
             elif kind == "agent.transferred":
                 moved = await asyncio.to_thread(store.transfer, handoff_id, body["queue"], settings.no_agent_timeout)

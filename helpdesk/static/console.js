@@ -93,6 +93,24 @@
     }
   }
 
+  // The wrap-up's intent choice counts only with one reason ("the bot misunderstood", named by
+  // the reason select's data-wrapup-why): shown only while that reason is chosen.
+  function showWrapUpIntents(root) {
+    var reasons = root.querySelectorAll("select[data-wrapup-why]");
+    for (var i = 0; i < reasons.length; i++) {
+      var intent = reasons[i].form && reasons[i].form.querySelector("[data-wrapup-intent]");
+      if (intent) { intent.hidden = reasons[i].value !== reasons[i].getAttribute("data-wrapup-why"); }
+    }
+  }
+
+  document.addEventListener("change", function (event) {
+    var field = event.target;
+    if (field && field.matches && field.matches("select[data-wrapup-why]") && field.form) {
+      showWrapUpIntents(field.form);
+    }
+  });
+  showWrapUpIntents(document);
+
   function swap(fragments) {
     var timelineBefore = null;
     var rowsBefore = ids(document, "tr[data-ticket]", "data-ticket");
@@ -104,6 +122,7 @@
       var drafts = saveDrafts(target);
       target.innerHTML = fragments[name];
       restoreDrafts(target, drafts);
+      showWrapUpIntents(target);
     });
     markNew(document, "tr[data-ticket]", "data-ticket", rowsBefore);
     if (timeline && timelineBefore) {

@@ -128,8 +128,8 @@ def world(tmp_path):
 
 EXPECTED_ANNA = {
     "tracker": {"conversations": 1, "events": 3},
-    "handoff": {"handoffs": 1, "outbox": 2, "tasks": 1, "inbound_events": 0, "topics": 0, "records": 1},
-    "helpdesk": {"tickets": 1, "ticket_entries": 1, "follow_ups": 0},
+    "handoff": {"handoffs": 1, "outbox": 2, "tasks": 1, "inbound_events": 0, "topics": 0, "records": 1, "wrapups": 0},
+    "helpdesk": {"tickets": 1, "ticket_entries": 1, "ticket_wrapups": 0, "follow_ups": 0},
 }
 
 
@@ -242,7 +242,7 @@ def test_retention_erases_only_conversations_past_the_period(world):
     result = privacy.expire(world.stores)
     assert result.conversations == ["old-anna"]
     assert result.counts["tracker"] == {"conversations": 1, "events": 3}
-    assert result.counts["helpdesk"] == {"tickets": 1, "ticket_entries": 1, "follow_ups": 0}
+    assert result.counts["helpdesk"] == {"tickets": 1, "ticket_entries": 1, "ticket_wrapups": 0, "follow_ups": 0}
     assert world.snapshot("old-anna") == (0, 0, 0, 0)
     assert {s: world.snapshot(s) for s in kept} == kept
 
@@ -260,9 +260,9 @@ def test_retention_period_comes_from_the_environment(world, monkeypatch):
 def test_the_helpdesk_expires_its_own_tickets(world):
     world.conversation("old-anna", ANNA, at=time.time() - 100 * DAY)
     world.conversation("new-bert", BERT)
-    assert world.helpdesk.expire() == {"tickets": 1, "ticket_entries": 1, "follow_ups": 0}
+    assert world.helpdesk.expire() == {"tickets": 1, "ticket_entries": 1, "ticket_wrapups": 0, "follow_ups": 0}
     assert world.snapshot("old-anna")[3] == 0 and world.snapshot("new-bert")[3] == 1
-    assert world.helpdesk.forget_customer(Customer.parse("bert@example.com")) == {"tickets": 1, "ticket_entries": 1, "follow_ups": 0}
+    assert world.helpdesk.forget_customer(Customer.parse("bert@example.com")) == {"tickets": 1, "ticket_entries": 1, "ticket_wrapups": 0, "follow_ups": 0}
 
 
 def test_the_rasa_server_runs_retention_on_its_tracker_store_and_handoff_database(world):
