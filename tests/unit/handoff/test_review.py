@@ -32,7 +32,7 @@ from handoff.review import (
     training_examples,
 )
 from handoff.settings import PROJECT_ROOT
-from handoff.store import HandoffStore, create_db_engine
+from handoff.store import HandoffStore, create_db_engine, new_event
 from handoff.tools import review as review_cli
 
 NOW = 1_800_000_000.0
@@ -566,3 +566,43 @@ def test_the_defaults():
     assert review.DEFAULT_THRESHOLD == 0.6
     assert review.DEFAULT_DAYS == 30
     assert review_cli.DEFAULT_OUT == PROJECT_ROOT / "results" / "review" / "candidates.yml"
+
+
+# -- with the handoff store's own API ----------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(HandoffStore, "record_wrap_up"), reason="the store records no wrap-ups yet")
+def test_a_handoff_wrapped_up_through_the_store_becomes_a_candidate(tmp_path, nlu_dir):
+    url = f"sqlite:///{tmp_path / 'handoff.db'}"
+    store = HandoffStore(url)
+    transcript = [
+        turn("Ada here, my package from order 100777 arrived broken", "ask_delivery", 0.64),
+        turn("Sorry to hear that! Deliveries take 2 days.", role="bot"),
+        turn("get me a human", "request_human", 0.99),
+    ]
+    payload = new_event(
+        "handoff.requested",
+        "5b0c6a7e-0000-4000-8000-000000000001",
+        "conv-1",
+        reason="fallback",
+        priority="normal",
+        queue="support",
+        language="en",
+        customer={"name": "Ada Lovelace", "email": "ada@example.com"},
+        transcript=transcript,
+    )
+    store.create_handoff(payload, now=NOW - 3600)
+    store.record_wrap_up(
+        payload["handoff_id"],
+        "conv-1",
+        {"outcome": "resolved", "why": "bot_misunderstood", "intent": "complaint", "new_topic": False},
+        agent="grace",
+        now=NOW - 600,
+    )
+    engine = create_db_engine(url)
+    try:
+        result = collect(engine, None, now=NOW, nlu_dir=nlu_dir)
+    finally:
+        engine.dispose()
+        store.close()
+    assert listed(result) == [("complaint", "en", MISUNDERSTOOD, "NAME here, my package from order ORDER_NUMBER arrived broken")]
