@@ -594,10 +594,10 @@ def compute(
     conversations: dict[str, float] | None = None
     languages: dict[str, str] | None = None
     if tracker is not None:
-        conversations = _conversations(tracker, period)
-        languages = _languages(tracker, period, conversations, _default_language(rules))
+        conversations, languages, report.offers = _tracker_pass(
+            tracker, period, offer_actions(rules), _default_language(rules)
+        )
         report.conversations = len(conversations)
-        report.offers = _offers(tracker, period, offer_actions(rules))
     else:
         unavailable("conversations", TRACKER)
         unavailable("offers", TRACKER)
@@ -694,47 +694,56 @@ def _customer_message(e: Any) -> Any:
     )
 
 
-def _conversations(engine: sa.engine.Engine, period: Period) -> dict[str, float]:
-    """Each conversation of the period with the time of its first customer message in it."""
+def _tracker_pass(
+    engine: sa.engine.Engine, period: Period, offers: set[str], default_language: str
+) -> tuple[dict[str, float], dict[str, str], Offers]:
+    """The conversations of the period (with their first customer message), their languages and
+    the offers: one sequential pass over the events that returns only the customer messages of
+    the period, the ``language`` slot events and the offers of the period (no JSON is read but a
+    language slot's), then the offered conversations' events looked up by the sender index."""
     e = EVENTS.c
-    query = (
-        sa.select(e.sender_id, sa.func.min(e.timestamp))
-        .where(_customer_message(e), e.timestamp >= period.start, e.timestamp < period.end)
-        .group_by(e.sender_id)
+    in_period = sa.and_(e.timestamp >= period.start, e.timestamp < period.end)
+    is_language = sa.and_(e.type_name == "slot", e.action_name == "language")
+    is_offer = sa.and_(e.type_name == "action", e.action_name.in_(sorted(offers)))
+    query = sa.select(
+        e.sender_id, e.type_name, e.timestamp, e.id, sa.case((is_language, e.data), else_=sa.null())
+    ).where(
+        e.timestamp < period.end,
+        sa.or_(
+            sa.and_(_customer_message(e), in_period),
+            is_language,
+            sa.and_(is_offer, in_period),
+        ),
     )
+    conversations: dict[str, float] = {}
+    offered: set[str] = set()
+    latest_language: dict[str, tuple[float, int, str | None]] = {}
     with engine.connect() as connection:
-        return {sender: float(first) for sender, first in connection.execute(query)}
-
-
-def _languages(engine: sa.engine.Engine, period: Period, conversations: dict[str, float], default: str) -> dict[str, str]:
-    """Each conversation's language: its last ``language`` slot value before the end of the
-    period, else ``default``."""
-    e = EVENTS.c
-    query = sa.select(e.sender_id, e.timestamp, e.id, e.data).where(
-        e.type_name == "slot", e.action_name == "language", e.timestamp < period.end
-    )
-    latest: dict[str, tuple[float, int, str | None]] = {}
-    with engine.connect() as connection:
-        for sender, timestamp, event_id, data in connection.execute(query):
-            if sender not in conversations:
-                continue
-            moment = (float(timestamp or 0), int(event_id or 0))
-            known = latest.get(sender)
-            if known is None or moment > known[:2]:
-                latest[sender] = (*moment, data)
+        for sender, type_name, timestamp, event_id, data in connection.execute(query).all():
+            if type_name == "user":
+                moment = float(timestamp)
+                if moment < conversations.get(sender, math.inf):
+                    conversations[sender] = moment
+            elif type_name == "slot":
+                key = (float(timestamp or 0), int(event_id))
+                known = latest_language.get(sender)
+                if known is None or key > known[:2]:
+                    latest_language[sender] = (*key, data)
+            else:
+                offered.add(sender)
     languages = {}
     for sender in conversations:
         value = None
-        if sender in latest:
+        if sender in latest_language:
             try:
-                value = json.loads(latest[sender][2] or "{}").get("value")
+                value = json.loads(latest_language[sender][2] or "{}").get("value")
             except (ValueError, AttributeError):
                 value = None
-        languages[sender] = str(value) if value else default
-    return languages
+        languages[sender] = str(value) if value else default_language
+    return conversations, languages, _offers(engine, period, offers, sorted(offered))
 
 
-def _offers(engine: sa.engine.Engine, period: Period, offers: set[str]) -> Offers:
+def _offers(engine: sa.engine.Engine, period: Period, offers: set[str], senders: list[str] | None = None) -> Offers:
     """Offers made in the period and how each was answered (see the module docstring)."""
     e = EVENTS.c
     offered = (
@@ -742,17 +751,21 @@ def _offers(engine: sa.engine.Engine, period: Period, offers: set[str]) -> Offer
         .where(e.type_name == "action", e.action_name.in_(sorted(offers)), e.timestamp >= period.start, e.timestamp < period.end)
         .distinct()
     )
-    markers = sa.select(e.sender_id, e.id, e.type_name, e.action_name, e.timestamp).where(
-        e.sender_id.in_(offered),
-        sa.or_(
-            sa.and_(e.type_name == "action", e.action_name.in_(sorted(offers | {HANDOFF_ACTION, DECLINE_ACTION}))),
-            e.type_name.in_((PAUSE, *SESSION_BOUNDARIES)),
-        ),
+    wanted = sa.or_(
+        sa.and_(e.type_name == "action", e.action_name.in_(sorted(offers | {HANDOFF_ACTION, DECLINE_ACTION}))),
+        e.type_name.in_((PAUSE, *SESSION_BOUNDARIES)),
     )
+    columns = (e.sender_id, e.id, e.type_name, e.action_name, e.timestamp)
+    if senders is None:
+        queries = [sa.select(*columns).where(e.sender_id.in_(offered), wanted)]
+    else:
+        # The senders with an offer in the period, known already: looked up by the sender index.
+        queries = [sa.select(*columns).where(e.sender_id.in_(senders[i : i + 500]), wanted) for i in range(0, len(senders), 500)]
     by_sender: dict[str, list[tuple[int, str, str | None, float | None]]] = defaultdict(list)
     with engine.connect() as connection:
-        for sender, event_id, type_name, action_name, timestamp in connection.execute(markers):
-            by_sender[sender].append((int(event_id), type_name, action_name, timestamp))
+        for markers in queries:
+            for sender, event_id, type_name, action_name, timestamp in connection.execute(markers).all():
+                by_sender[sender].append((int(event_id), type_name, action_name, timestamp))
     result = Offers()
 
     def settle(offer: dict[str, Any] | None, outcome: str) -> None:
