@@ -5,7 +5,7 @@ The figures of ``make report`` (:mod:`handoff.tools.report`) and of the console'
 optional:
 
 - the handoff database (:mod:`handoff.store`): tables ``handoffs`` and ``handoff_wrapups``;
-- the embedded helpdesk's database: tables ``tickets`` and ``follow_ups``;
+- the embedded helpdesk's database: tables ``tickets``, ``ticket_wrapups`` and ``follow_ups``;
 - the tracker store (Rasa's SQL tracker store): table ``events``.
 
 A figure that needs a database (or a table) that is not there is ``None`` and listed in
@@ -52,8 +52,11 @@ Definitions (all times UTC; a day is a UTC calendar day):
     Helpdesk follow-ups whose ``due_at`` is in the period: done in time (state ``done`` and
     ``closed_at <= due_at``), done late, not reached, still open.
 ``wrap-ups``
-    ``handoff_wrapups`` rows created in the period, by ``why``; *false handoffs* ("the bot could
-    have answered") are those with why ``bot_misunderstood`` or ``missing_knowledge``.
+    Agents' wrap-ups created in the period, one per handoff: ``handoff_wrapups`` (handoff
+    database, sent with the hand-back), and the helpdesk's ``ticket_wrapups`` of handoffs that
+    table has none of (recorded for a ticket the assistant ended); by ``why``. *False handoffs*
+    ("the bot could have answered") are those with why ``bot_misunderstood`` or
+    ``missing_knowledge``. Neither table there: 0 wrap-ups, and said so.
 ``containment``
     Conversations of the period without a handoff created in the period, over all conversations
     of the period.
@@ -143,8 +146,15 @@ WRAPUPS = sa.table(
     sa.column("why", sa.String),
     sa.column("created_at", sa.Float),
 )
+TICKET_WRAPUPS = sa.table(
+    "ticket_wrapups",
+    sa.column("ticket_pk", sa.Integer),
+    sa.column("why", sa.String),
+    sa.column("created_at", sa.DateTime),
+)
 TICKETS = sa.table(
     "tickets",
+    sa.column("id", sa.Integer),
     sa.column("handoff_id", sa.String),
     sa.column("reason", sa.String),
     sa.column("trigger", sa.JSON),
@@ -610,10 +620,10 @@ def compute(
         for (_reason, _language, cause), count in grouped.items():
             causes[cause or "open"] += count
         report.end_causes = dict(causes)
-        report.wrap_ups = _wrap_ups(handoff, period, report)
     else:
-        for figure in ("handoffs", "end_causes", "wrap_ups"):
+        for figure in ("handoffs", "end_causes"):
             unavailable(figure, HANDOFF)
+    report.wrap_ups = _wrap_ups(handoff, helpdesk, period, report)
 
     ticket_intents: dict[str, str] = {}
     if helpdesk is not None:
@@ -821,20 +831,38 @@ def _handoffs(engine: sa.engine.Engine, period: Period) -> tuple[list[tuple[str,
     return rows, grouped
 
 
-def _wrap_ups(engine: sa.engine.Engine, period: Period, report: Report) -> WrapUps:
-    if not _has_table(engine, "handoff_wrapups"):
-        report.unavailable["wrap_ups"] = f"{shown_url(engine.url)} has no table handoff_wrapups yet: 0 wrap-ups"
-        return WrapUps()
-    w = WRAPUPS.c
-    query = (
-        sa.select(w.why, sa.func.count())
-        .where(w.created_at >= period.start, w.created_at < period.end)
-        .group_by(w.why)
-    )
-    with engine.connect() as connection:
-        by_why = {str(why): n for why, n in connection.execute(query)}
+def _wrap_ups(handoff: sa.engine.Engine | None, helpdesk: sa.engine.Engine | None, period: Period, report: Report) -> WrapUps:
+    """Wrap-ups created in the period, one per handoff: the handoff database's (sent with the
+    hand-back), and the helpdesk's ``ticket_wrapups`` of handoffs it has no wrap-up of (recorded
+    for a ticket the assistant ended)."""
+    why_of: dict[str, str] = {}
+    found = []
+    if helpdesk is not None and _has_table(helpdesk, "ticket_wrapups"):
+        w, t = TICKET_WRAPUPS.c, TICKETS.c
+        query = (
+            sa.select(t.handoff_id, w.why)
+            .select_from(TICKET_WRAPUPS.join(TICKETS, t.id == w.ticket_pk))
+            .where(w.created_at >= period.naive_since, w.created_at < period.naive_until)
+        )
+        with helpdesk.connect() as connection:
+            why_of.update({str(h): str(why) for h, why in connection.execute(query)})
+        found.append("ticket_wrapups")
+    if handoff is not None and _has_table(handoff, "handoff_wrapups"):
+        w = WRAPUPS.c
+        query = sa.select(w.handoff_id, w.why).where(w.created_at >= period.start, w.created_at < period.end)
+        with handoff.connect() as connection:
+            why_of.update({str(h): str(why) for h, why in connection.execute(query)})
+        found.append("handoff_wrapups")
+    if not found:
+        where = [shown_url(e.url) for e in (handoff, helpdesk) if e is not None]
+        report.unavailable["wrap_ups"] = (
+            f"no wrap-up table (handoff_wrapups, ticket_wrapups) in {' or '.join(where)} yet: 0 wrap-ups"
+            if where
+            else "needs the handoff database or the helpdesk database: 0 wrap-ups"
+        )
+    by_why = dict(Counter(why_of.values()))
     return WrapUps(
-        total=sum(by_why.values()),
+        total=len(why_of),
         false_handoffs=sum(n for why, n in by_why.items() if why in FALSE_HANDOFF_WHY),
         by_why=by_why,
     )

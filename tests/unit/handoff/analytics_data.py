@@ -181,6 +181,13 @@ WRAP_UPS = [
     ("h10", "bot_misunderstood", "2026-10-01T10:05:00"),
 ]
 
+# The helpdesk's copies (ticket_wrapups): h1's as sent with the hand-back (the handoff database's
+# counts: one wrap-up per handoff), and h9's, recorded only in the helpdesk.
+TICKET_WRAP_UPS = [
+    ("h1", "other", "2026-11-28T10:05:00"),
+    ("h9", "customer_preference", "2026-11-16T10:10:00"),
+]
+
 EXPECTED_7: dict[str, Any] = {
     "conversations": 5,
     "handoffs": 3,
@@ -223,7 +230,10 @@ EXPECTED_30: dict[str, Any] = {
     "no_agent_available": 1,
     "out_of_hours": 1,
     "follow_ups": {"due": 5, "done_in_time": 2, "done_late": 1, "not_reached": 1, "open": 1, "in_time_percent": 40.0},
-    "wrap_ups": {"total": 3, "false_handoffs": 2, "by_why": {"bot_misunderstood": 1, "policy_needs_person": 1, "missing_knowledge": 1}},
+    "wrap_ups": {
+        "total": 4, "false_handoffs": 2,
+        "by_why": {"bot_misunderstood": 1, "policy_needs_person": 1, "missing_knowledge": 1, "customer_preference": 1},
+    },
     "containment": {"conversations": 9, "without_handoff": 2, "percent": 22.22},
 }
 
@@ -287,7 +297,7 @@ def seed_handoff(url: Any, wrap_ups: bool = True) -> None:
 
 
 def seed_helpdesk(url: Any) -> None:
-    from helpdesk.db import Ticket, create_engine_for, init_database, priority_rank
+    from helpdesk.db import Ticket, TicketWrapUp, create_engine_for, init_database, priority_rank
     from helpdesk.followups import FollowUp
 
     engine = create_engine_for(str(url) if not isinstance(url, str) else url)
@@ -295,17 +305,21 @@ def seed_helpdesk(url: Any) -> None:
     FollowUp.__table__.create(engine, checkfirst=True)
     by_id = {h[0]: h for h in HANDOFFS}
     with sessions() as session, session.begin():
+        wrap_ups = {h: (why, when) for h, why, when in TICKET_WRAP_UPS}
         for n, (handoff_id, trigger, created, joined) in enumerate(TICKETS):
             _, conversation, reason, language, cause, _ = by_id[handoff_id]
-            session.add(
-                Ticket(
-                    ticket_id=f"T-{n}", handoff_id=handoff_id, conversation_id=conversation, reason=reason,
-                    priority="normal", priority_rank=priority_rank("normal"), queue="support", language=language,
-                    trigger=trigger, payload={}, state="closed", created_at=naive(created),
-                    joined_at=naive(joined) if joined else None, closed_at=naive(created) + timedelta(hours=1),
-                    close_cause=cause, agent_name="Grace" if joined else None,
-                )
+            ticket = Ticket(
+                ticket_id=f"T-{n}", handoff_id=handoff_id, conversation_id=conversation, reason=reason,
+                priority="normal", priority_rank=priority_rank("normal"), queue="support", language=language,
+                trigger=trigger, payload={}, state="closed", created_at=naive(created),
+                joined_at=naive(joined) if joined else None, closed_at=naive(created) + timedelta(hours=1),
+                close_cause=cause, agent_name="Grace" if joined else None,
             )
+            session.add(ticket)
+            if handoff_id in wrap_ups:
+                why, when = wrap_ups[handoff_id]
+                session.flush()
+                session.add(TicketWrapUp(ticket_pk=ticket.id, outcome="resolved", why=why, new_topic=False, author="grace", created_at=naive(when)))
         for n, (state, due, closed) in enumerate(FOLLOW_UPS):
             session.add(
                 FollowUp(

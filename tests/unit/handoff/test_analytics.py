@@ -128,6 +128,15 @@ def test_no_wrap_up_table_yet_is_zero_wrap_ups_and_said(tmp_path):
     assert rows[("wrap_ups", "false_handoffs")] == "unavailable"
 
 
+def test_wrap_ups_recorded_only_in_the_helpdesk_count_once_per_handoff(sqlite_urls):
+    report = report_for({"helpdesk": sqlite_urls["helpdesk"]}, 30)
+    assert (report.wrap_ups.total, report.wrap_ups.false_handoffs) == (2, 0)
+    assert report.wrap_ups.by_why == {"other": 1, "customer_preference": 1}
+    assert "wrap_ups" not in report.unavailable
+    # With the handoff database too, h1's wrap-up is the one sent with the hand-back.
+    assert report_for(sqlite_urls, 7).wrap_ups.by_why == {"bot_misunderstood": 1, "policy_needs_person": 1}
+
+
 def test_a_database_without_its_table_is_unavailable(tmp_path):
     empty = f"sqlite:///{tmp_path / 'empty.db'}"
     sa.create_engine(empty).connect().close()
