@@ -145,8 +145,9 @@ class HandoffRecordRow(Base):
 
 #: What an agent's wrap-up says (``wrap_up`` of ``agent.handback``, docs/HANDOFF_CONTRACT.md).
 WRAP_UP_OUTCOMES = ("resolved", "needs_follow_up", "not_resolved")
+BOT_MISUNDERSTOOD = "bot_misunderstood"
 WRAP_UP_REASONS = (
-    "bot_misunderstood",
+    BOT_MISUNDERSTOOD,
     "missing_knowledge",
     "policy_needs_person",
     "customer_preference",
@@ -493,18 +494,22 @@ class HandoffStore:
         now: float | None = None,
     ) -> None:
         """Keep the agent's wrap-up of a handoff (``wrap_up`` of ``agent.handback``, already
-        checked against its schema); a second one for the same handoff replaces the first."""
+        checked against its schema); a second one for the same handoff replaces the first. The
+        intent and "new topic" are kept only with why ``bot_misunderstood`` (the intent not with a
+        new topic): they mean nothing otherwise."""
         outcome, why = wrap_up.get("outcome"), wrap_up.get("why")
         if outcome not in WRAP_UP_OUTCOMES:
             raise ValueError(f"unknown wrap-up outcome {outcome!r}; one of: {', '.join(WRAP_UP_OUTCOMES)}")
         if why not in WRAP_UP_REASONS:
             raise ValueError(f"unknown wrap-up reason {why!r}; one of: {', '.join(WRAP_UP_REASONS)}")
+        misunderstood = why == BOT_MISUNDERSTOOD
+        new_topic = misunderstood and bool(wrap_up.get("new_topic"))
         values = {
             "conversation_id": conversation_id,
             "outcome": outcome,
             "why": why,
-            "intent": wrap_up.get("intent") or None,
-            "new_topic": bool(wrap_up.get("new_topic")),
+            "intent": (wrap_up.get("intent") or None) if misunderstood and not new_topic else None,
+            "new_topic": new_topic,
             "note": note,
             "agent": agent,
             "created_at": time.time() if now is None else now,

@@ -174,3 +174,18 @@ def test_invalid_wrap_ups_are_refused(wrap_up, problem):
 def test_the_envelope_stays_open_to_new_fields():
     body = agent_event("agent.handback", wrap_up=MISUNDERSTOOD, future_field={"anything": True})
     assert validate_inbound(body) is body
+
+
+@pytest.mark.parametrize(
+    ("wrap_up", "kept"),
+    [
+        ({"outcome": "resolved", "why": "other", "intent": "ask_refund_status", "new_topic": True}, (None, False)),
+        ({"outcome": "resolved", "why": "bot_misunderstood", "intent": "ask_refund_status", "new_topic": True}, (None, True)),
+        ({"outcome": "resolved", "why": "bot_misunderstood", "intent": "ask_refund_status"}, ("ask_refund_status", False)),
+    ],
+    ids=["other reason", "new topic", "intent"],
+)
+def test_the_intent_and_new_topic_count_only_when_the_bot_misunderstood(store, wrap_up, kept):
+    store.record_wrap_up(open_handoff(store), "conv-a", wrap_up, "Grace")
+    [row] = store.wrap_ups()
+    assert (row["intent"], row["new_topic"]) == kept
