@@ -704,6 +704,21 @@ def _customer_message(e: Any) -> Any:
     )
 
 
+def _fetch(connection: sa.engine.Connection, query: Any) -> list[tuple]:
+    """All rows of ``query`` as plain tuples, through the driver's cursor: hundreds of thousands of
+    rows are read here, and SQLAlchemy's row objects would cost more than the query."""
+    compiled = query.compile(dialect=connection.dialect, compile_kwargs={"render_postcompile": True})
+    params: Any = compiled.params
+    if compiled.positional:
+        params = tuple(params[name] for name in compiled.positiontup)
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(str(compiled), params)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
 def _tracker_pass(
     engine: sa.engine.Engine, period: Period, offers: set[str], default_language: str
 ) -> tuple[dict[str, float], dict[str, str], Offers]:
@@ -729,7 +744,7 @@ def _tracker_pass(
     offered: set[str] = set()
     latest_language: dict[str, tuple[float, int, str | None]] = {}
     with engine.connect() as connection:
-        for sender, type_name, timestamp, event_id, data in connection.execute(query).all():
+        for sender, type_name, timestamp, event_id, data in _fetch(connection, query):
             if type_name == "user":
                 moment = float(timestamp)
                 if moment < conversations.get(sender, math.inf):
@@ -774,7 +789,7 @@ def _offers(engine: sa.engine.Engine, period: Period, offers: set[str], senders:
     by_sender: dict[str, list[tuple[int, str, str | None, float | None]]] = defaultdict(list)
     with engine.connect() as connection:
         for markers in queries:
-            for sender, event_id, type_name, action_name, timestamp in connection.execute(markers).all():
+            for sender, event_id, type_name, action_name, timestamp in _fetch(connection, markers):
                 by_sender[sender].append((int(event_id), type_name, action_name, timestamp))
     result = Offers()
 
