@@ -20,6 +20,7 @@ from aiohttp import web
 from handoff import analytics
 from handoff.analytics import HANDOFF, HELPDESK, TRACKER, Period, Report, Section
 from handoff.hours import now as clock
+from handoff.triggers import RulesError
 
 # helpdesk.keys and helpdesk.views are imported by the page's handler when it runs, not here
 # (as in helpdesk.followups).
@@ -107,6 +108,8 @@ def build(sources: analytics.Sources, days: int) -> tuple[Report | None, dict[st
         logger.exception("the report could not be computed")
         first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         return None, {}, f"A database could not be read: {first[0] if first else type(exc).__name__}"
+    except RulesError as exc:
+        return None, {}, f"handoff_rules.yml, which names the offers, cannot be read: {exc}"
     try:
         with _PLOT_LOCK:
             images = analytics.plots(report)

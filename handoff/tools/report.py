@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from handoff import analytics
 from handoff.analytics import HANDOFF, HELPDESK, SOURCE_LABELS, TRACKER, Period, Report
 from handoff.settings import PROJECT_ROOT, SettingsError, load_settings
+from handoff.triggers import RulesError
 
 DEFAULT_OUT = PROJECT_ROOT / "results" / "report"
 
@@ -164,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
             first = str(getattr(exc, "orig", None) or exc).strip().splitlines()
             print(f"error: a database could not be read: {type(exc).__name__}: {first[0] if first else ''}", file=sys.stderr)
             return 3
+        except RulesError as exc:
+            print(f"error: handoff_rules.yml names the offers and cannot be read: {exc}", file=sys.stderr)
+            return 2
         print(f"==> figures computed in {time.perf_counter() - started:.2f} s")
     finally:
         sources.close()
