@@ -14,7 +14,7 @@ import aiohttp
 from aiohttp import web
 
 from handoff.settings import Settings, get_settings
-from helpdesk import followups, signin, views
+from helpdesk import followups, review, signin, views
 from helpdesk.assistant import AssistantClient
 from helpdesk.auth import AgentDirectory, SignInThrottle, development_banner, load_agents
 from helpdesk.db import create_engine_for, init_database
@@ -60,6 +60,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     # An available agent counts only while their session is live, idle timeout included.
     app[STORE_KEY] = TicketStore(session_factory, idle_timeout=sessions.idle_timeout)
     followups.attach(app, session_factory)
+    review.attach(app, session_factory)
     # Agents removed or with a new password since the last start lose their sessions now.
     revoked = sessions.revoke_outdated(app[AGENTS_KEY])
     purged = sessions.purge_expired()
@@ -147,5 +148,6 @@ def create_app(
     router.add_post("/tickets/{ticket_id}/wrapup", views.wrap_up, name="wrapup")
     router.add_post("/presence", views.set_presence, name="presence")
     followups.setup(app)
+    review.setup(app)
     router.add_static("/static", STATIC_DIR, name="static")
     return app

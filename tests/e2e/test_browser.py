@@ -176,10 +176,14 @@ def test_customer_and_agents_work_a_handoff_in_their_browsers(stack, browser):
     sanne.locator("#timeline-scroll").evaluate("pane => { pane.scrollTop = pane.scrollHeight; }")
     shoot(sanne, "04-agent-console", publish="agent-console.png")
 
-    # Sanne hands back with a note: the customer is with the bot again.
+    # Sanne hands back with her wrap-up and a note: the customer is with the bot again.
+    sanne.select_option("#handback-outcome", "resolved")
+    sanne.select_option("#handback-why", "policy_needs_person")
+    expect(sanne.locator("#handback-intent")).to_be_hidden()  # only for "bot misunderstood"
     sanne.fill("#handback-note", "Order 4411 reshipped; new track-and-trace follows by e-mail.")
     sanne.get_by_role("button", name="Hand back to the bot").click()
     expect(sanne.locator(".closed-note")).to_contain_text("handed back to the bot")
+    expect(sanne.locator("#wrap-up")).to_contain_text("Resolved")
     expect(customer.locator(".notice-back")).to_have_text(
         "Sanne handed the conversation back to the assistant."
     )
