@@ -233,6 +233,14 @@ def _day(timestamp: float) -> date:
     return datetime.fromtimestamp(timestamp, timezone.utc).date()
 
 
+def _per_day(timestamps: Iterable[float], period: Period) -> Counter:
+    """How many of ``timestamps`` fall on each UTC day (Unix time counts 86,400 s a day)."""
+    first = period.days()[0]
+    origin = datetime(first.year, first.month, first.day, tzinfo=timezone.utc).timestamp()
+    counts = Counter(int((t - origin) // DAY) for t in timestamps)
+    return Counter({first + timedelta(days=n): c for n, c in counts.items()})
+
+
 # --- the figures -------------------------------------------------------------------------------
 
 
@@ -638,8 +646,8 @@ def compute(
         unavailable("follow_ups", HELPDESK)
 
     # Per day.
-    conv_days = Counter(_day(ts) for ts in conversations.values()) if conversations is not None else None
-    handoff_days = Counter(_day(row[3]) for row in handoff_rows) if handoff_rows is not None else None
+    conv_days = _per_day(conversations.values(), period) if conversations is not None else None
+    handoff_days = _per_day((row[3] for row in handoff_rows), period) if handoff_rows is not None else None
     report.per_day = [
         DayCount(
             day,
