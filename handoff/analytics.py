@@ -229,10 +229,6 @@ def _aware(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
-def _day(timestamp: float) -> date:
-    return datetime.fromtimestamp(timestamp, timezone.utc).date()
-
-
 def _per_day(timestamps: Iterable[float], period: Period) -> Counter:
     """How many of ``timestamps`` fall on each UTC day (Unix time counts 86,400 s a day)."""
     first = period.days()[0]
