@@ -23,8 +23,11 @@ def urls(tmp_path) -> dict[str, str]:
 async def console(assistant, urls: dict[str, str], monkeypatch, tracker_url: str | None = None) -> TestClient:
     monkeypatch.setenv("HANDOFF_NOW", data.NOW.isoformat())
     app = make_app(make_settings(assistant.url, database_url=urls["handoff"]), urls["helpdesk"])
-    reports.setup(app, ReportSources(tracker_url=tracker_url or urls["tracker"]))
-    reports.setup(app)  # a second call changes nothing
+    reports.setup(app)  # nothing when the app has the page already
+    sources = app[REPORTS_KEY]
+    reports.setup(app, ReportSources())  # a second call changes nothing
+    assert app[REPORTS_KEY] is sources
+    sources.configure(tracker_url=tracker_url or urls["tracker"])
     client = TestClient(TestServer(app))
     await client.start_server()
     return client
