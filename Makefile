@@ -83,6 +83,13 @@ test: lint validate test-unit test-services test-stories test-nlu test-e2e ## Ev
 bench: train ## Load benchmark: throughput and latencies at 1, 20 and 50 concurrent conversations vs a bare Rasa bot
 	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
 
+.PHONY: report review
+report: install ## Handoff analytics: results/report/report.html (plots) and report.csv [REPORT_ARGS="--days 30"]
+	$(BIN)/python -m handoff.tools.report $(REPORT_ARGS)
+
+review: install ## Training-data candidates from handoffs and misunderstood turns: results/review/candidates.yml [REVIEW_ARGS=...]
+	$(BIN)/python -m handoff.tools.review $(REVIEW_ARGS)
+
 .PHONY: outbox
 outbox: install ## List deliveries to the helpdesk that are stuck or expired
 	$(BIN)/python -m handoff.tools.outbox_cli $(OUTBOX_ARGS)

@@ -14,7 +14,7 @@ import aiohttp
 from aiohttp import web
 
 from handoff.settings import Settings, get_settings
-from helpdesk import followups, review, signin, views
+from helpdesk import followups, reports, review, signin, views
 from helpdesk.assistant import AssistantClient
 from helpdesk.auth import AgentDirectory, SignInThrottle, development_banner, load_agents
 from helpdesk.db import create_engine_for, init_database
@@ -149,5 +149,6 @@ def create_app(
     router.add_post("/presence", views.set_presence, name="presence")
     followups.setup(app)
     review.setup(app)
+    reports.setup(app)
     router.add_static("/static", STATIC_DIR, name="static")
     return app
