@@ -70,8 +70,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -81,7 +79,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from handoff.settings import PROJECT_ROOT, SettingsError
+from handoff import databases
+from handoff.settings import SettingsError
 
 DAY = 86400.0
 DEFAULT_DAYS = 30
@@ -451,78 +450,18 @@ def percentile(sorted_values: list[float], p: float) -> float | None:
 
 # --- where the databases are --------------------------------------------------------------------
 
-_ENV_VAR = re.compile(r"\$\{([^}]+)\}")
-SQL_TRACKER_TYPES = {"sql", "handoff.server.tracker_store.handoffsqltrackerstore", "rasa.core.tracker_store.sqltrackerstore"}
+def tracker_store_url(endpoints: Path | None = None) -> str:
+    """The database URL of the SQL tracker store (:func:`handoff.databases.tracker_store_url`);
+    :class:`SettingsError` when the endpoints configure none."""
+    url = databases.tracker_store_url(endpoints)
+    if url is None:
+        where = endpoints or databases.default_endpoints()
+        raise SettingsError(f"{where} configures no SQL tracker store: conversations are not in a database")
+    return url
 
 
-def _expand(value: Any, where: Path) -> Any:
-    if not isinstance(value, str):
-        return value
-
-    def lookup(match: re.Match) -> str:
-        name = match.group(1)
-        if name not in os.environ:
-            raise SettingsError(f"{where}: the tracker store needs the environment variable {name}")
-        return os.environ[name]
-
-    return _ENV_VAR.sub(lookup, value)
-
-
-def tracker_store_url(endpoints: Path | None = None) -> sa.engine.URL | str:
-    """The database URL of the SQL tracker store in ``endpoints`` (default: the project's
-    endpoints.yml), read as Rasa reads it (``${VAR}`` from the environment); a relative SQLite
-    path is taken from the project root, where the servers run. :class:`SettingsError` when the
-    file cannot be read or configures no SQL tracker store."""
-    import yaml
-
-    endpoints = endpoints or PROJECT_ROOT / "endpoints.yml"
-    try:
-        document = yaml.safe_load(endpoints.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise SettingsError(f"cannot read {endpoints}: {exc}") from exc
-    section = document.get("tracker_store") if isinstance(document, dict) else None
-    if not isinstance(section, dict):
-        raise SettingsError(f"{endpoints} configures no tracker_store: conversations are kept in memory only")
-    options = {key: _expand(value, endpoints) for key, value in section.items()}
-    kind = str(options.get("type") or "").lower()
-    if kind not in SQL_TRACKER_TYPES:
-        raise SettingsError(f"{endpoints}: tracker store type {options.get('type')!r} is not an SQL tracker store")
-    dialect = options.get("dialect") or "sqlite"
-    db = str(options.get("db") or "rasa.db")
-    host = options.get("url")
-    if host and "://" in str(host):
-        return str(host)
-    if dialect == "sqlite":
-        path = Path(db)
-        return f"sqlite:///{path if path.is_absolute() else PROJECT_ROOT / path}"
-    port = options.get("port")
-    if host:
-        from urllib.parse import urlsplit
-
-        parsed = urlsplit(f"scheme://{host}")
-        port, host = parsed.port or port, parsed.hostname or host
-    return sa.engine.URL.create(
-        dialect,
-        username=options.get("username") or None,
-        password=options.get("password") or None,
-        host=host or None,
-        port=int(port) if port not in (None, "") else None,
-        database=db,
-        query=options.get("query") or {},
-    )
-
-
-def shown_url(url: sa.engine.URL | str) -> str:
-    """The URL without its password."""
-    return sa.engine.make_url(url).render_as_string(hide_password=True)
-
-
-def missing_sqlite_file(url: sa.engine.URL | str) -> bool:
-    """A SQLite file that does not exist (opening it would create an empty one)."""
-    parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return False
-    return not Path(parsed.database).exists()
+shown_url = databases.shown
+missing_sqlite_file = databases.missing_sqlite_file
 
 
 def open_engine(url: sa.engine.URL | str | None) -> tuple[sa.engine.Engine | None, str | None]:

@@ -41,9 +41,19 @@ def _expand(value: Any, where: Path) -> Any:
     return _ENV_VAR.sub(lookup, value)
 
 
+def default_endpoints() -> Path:
+    """The endpoints file the Rasa server runs with: ``HANDOFF_ENDPOINTS``, else the project's
+    endpoints.yml (a relative path is taken from the project root)."""
+    configured = os.environ.get("HANDOFF_ENDPOINTS", "").strip()
+    if not configured:
+        return PROJECT_ROOT / "endpoints.yml"
+    path = Path(configured)
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
 def tracker_store_url(endpoints_path: str | Path | None = None) -> str | None:
-    """The database URL of the SQL tracker store configured in ``endpoints_path`` (default: the
-    project's endpoints.yml), or None when it configures no SQL tracker store (conversations are
+    """The database URL of the SQL tracker store configured in ``endpoints_path`` (default:
+    `default_endpoints()`), or None when it configures no SQL tracker store (conversations are
     then kept in memory only, or somewhere that is not an ``events`` table).
 
     ``${VAR}`` values are read from the environment, as Rasa does (a missing variable raises
@@ -53,7 +63,7 @@ def tracker_store_url(endpoints_path: str | Path | None = None) -> str | None:
     """
     import yaml
 
-    endpoints = Path(endpoints_path) if endpoints_path is not None else PROJECT_ROOT / "endpoints.yml"
+    endpoints = Path(endpoints_path) if endpoints_path is not None else default_endpoints()
     try:
         document = yaml.safe_load(endpoints.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:

@@ -92,6 +92,8 @@ class Stack:
         if "db: var/rasa.db" not in project_endpoints:
             raise RuntimeError("endpoints.yml no longer has `db: var/rasa.db`: update tests/stack.py")
         self.endpoints.write_text(project_endpoints.replace("db: var/rasa.db", f"db: {workdir / 'var' / 'rasa.db'}"))
+        # The console's Reports and Review pages read the tracker store this stack's Rasa uses.
+        self.env["HANDOFF_ENDPOINTS"] = str(self.endpoints)
         self.with_helpdesk = with_helpdesk
         self.with_webchat = with_webchat
         # With the embedded helpdesk, one agent ("standby") is available unless a test says

@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from handoff.databases import default_endpoints
 from handoff.privacy import (
     DAY,
     RETENTION_ENV,
@@ -186,7 +187,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for command in (forget_cmd, expire_cmd):
         command.add_argument("--dry-run", action="store_true", help="list what would be erased; change nothing")
         command.add_argument("--json", action="store_true", help="print one JSON object")
-        command.add_argument("--endpoints", default="endpoints.yml", help="where the tracker store is configured (default endpoints.yml)")
+        command.add_argument("--endpoints", default=str(default_endpoints()), help="where the tracker store is configured (default HANDOFF_ENDPOINTS, else endpoints.yml)")
         command.add_argument("--tracker-url", help="the tracker store's database URL (instead of --endpoints)")
         command.add_argument("--database-url", help="the handoff database (default HANDOFF_DATABASE_URL)")
         command.add_argument("--helpdesk-database-url", help="the embedded helpdesk's database (default HELPDESK_DATABASE_URL)")

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from handoff import analytics
 from handoff.analytics import HANDOFF, HELPDESK, SOURCE_LABELS, TRACKER, Period, Report
+from handoff.databases import default_endpoints
 from handoff.settings import PROJECT_ROOT, SettingsError, load_settings
 from handoff.triggers import RulesError
 
@@ -51,7 +52,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--since", help="start of the period, YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)")
     parser.add_argument("--until", help="end of the period (exclusive; a date alone: the end of that day)")
     parser.add_argument("--out", default=str(DEFAULT_OUT), help="folder for report.html and report.csv (default results/report)")
-    parser.add_argument("--endpoints", default="endpoints.yml", help="where the tracker store is configured (default endpoints.yml)")
+    parser.add_argument("--endpoints", default=str(default_endpoints()), help="where the tracker store is configured (default HANDOFF_ENDPOINTS, else endpoints.yml)")
     parser.add_argument("--tracker-url", help="the tracker store's database URL (instead of --endpoints)")
     parser.add_argument("--database-url", help="the handoff database (default HANDOFF_DATABASE_URL)")
     parser.add_argument("--helpdesk-database-url", help="the embedded helpdesk's database (default HELPDESK_DATABASE_URL)")

@@ -148,7 +148,7 @@ def test_an_unknown_customer_erases_nothing(stack):
     done = forget(stack, "CUSTOMER=nobody-at-all@example.org", f"FORGET_ARGS=--endpoints {stack.endpoints}")
     assert done.returncode == 0, done.stderr
     assert "Conversations: none found" in done.stdout
-    assert "0 conversations, 0 events erased" in done.stdout and "0 tickets, 0 ticket entries erased" in done.stdout
+    assert "0 conversations, 0 events erased" in done.stdout and "0 tickets, 0 ticket entries, 0 ticket wrapups, 0 follow ups erased" in done.stdout
     assert held(stack, sender) == before
 
 
