@@ -116,7 +116,7 @@ def test_the_review_and_reports_pages_in_the_browser(stack, browser, tmp_path):
     page.click("text=Reports")
     expect(page.locator("h1")).to_contain_text("last 7 days")
     # One conversation, and it needed a person: no conversation was contained.
-    expect(page.locator("[data-figure=containment] strong")).to_have_text("0 %")
+    expect(page.locator("[data-figure=containment] strong")).to_have_text("0.0 %")
     expect(page.locator("body")).to_contain_text("customer_request")
     shoot(page, "reports", publish="reports.png")
     context.close()
