@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy as sa
 
+from handoff import databases
 from handoff.databases import default_endpoints
 from handoff.privacy import (
     DAY,
@@ -34,7 +32,7 @@ from handoff.privacy import (
     normalise_phone,
     retention_days,
 )
-from handoff.settings import PROJECT_ROOT, SettingsError, load_settings
+from handoff.settings import SettingsError, load_settings
 
 # -- the command line -------------------------------------------------------------------------------------
 
@@ -51,63 +49,13 @@ def _missing(url: sa.engine.URL) -> bool:
     return path is not None and not path.exists()
 
 
-_ENV_VAR = re.compile(r"\$\{([^}]+)\}")
-
-
-def _expand(value: Any, where: Path) -> Any:
-    """``${VAR}`` in a string replaced from the environment, as Rasa reads endpoints.yml."""
-    if not isinstance(value, str):
-        return value
-
-    def lookup(match: re.Match) -> str:
-        name = match.group(1)
-        if name not in os.environ:
-            raise SettingsError(f"{where}: the tracker store needs the environment variable {name}")
-        return os.environ[name]
-
-    return _ENV_VAR.sub(lookup, value)
-
-
-def tracker_store_url(endpoints: Path) -> sa.engine.URL | str:
-    """The database URL of the SQL tracker store configured in ``endpoints`` (``${VAR}`` read from
-    the environment, as Rasa does; only the ``tracker_store`` section is read); a relative SQLite
-    path is taken from the project root, where the servers run."""
-    import yaml
-
-    try:
-        document = yaml.safe_load(endpoints.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise SettingsError(f"cannot read {endpoints}: {exc}") from exc
-    section = document.get("tracker_store") if isinstance(document, dict) else None
-    if not isinstance(section, dict):
-        raise SettingsError(f"{endpoints} configures no tracker_store: conversations are kept in memory only")
-    options = {key: _expand(value, endpoints) for key, value in section.items()}
-    kind = str(options.get("type") or "").lower()
-    if kind not in {"sql", "handoff.server.tracker_store.handoffsqltrackerstore", "rasa.core.tracker_store.sqltrackerstore"}:
-        raise SettingsError(f"{endpoints}: tracker store type {options.get('type')!r} is not an SQL tracker store")
-    dialect = options.get("dialect") or "sqlite"
-    db = str(options.get("db") or "rasa.db")
-    host = options.get("url")
-    if host and "://" in str(host):
-        return str(host)
-    if dialect == "sqlite":
-        path = Path(db)
-        return f"sqlite:///{path if path.is_absolute() else PROJECT_ROOT / path}"
-    port = options.get("port")
-    if host:
-        from urllib.parse import urlsplit
-
-        parsed = urlsplit(f"scheme://{host}")
-        port, host = parsed.port or port, parsed.hostname or host
-    return sa.engine.URL.create(
-        dialect,
-        username=options.get("username") or None,
-        password=options.get("password") or None,
-        host=host or None,
-        port=int(port) if port not in (None, "") else None,
-        database=db,
-        query=options.get("query") or {},
-    )
+def tracker_store_url(endpoints: Path) -> sa.engine.URL:
+    """The database URL of the SQL tracker store configured in ``endpoints``
+    (:func:`handoff.databases.tracker_store_url`); :class:`SettingsError` when there is none."""
+    url = databases.tracker_store_url(endpoints)
+    if url is None:
+        raise SettingsError(f"{endpoints} configures no SQL tracker store: conversations are not in a database")
+    return sa.engine.make_url(url)
 
 
 def _shown(url: sa.engine.URL | str) -> str:
