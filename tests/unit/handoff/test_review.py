@@ -32,26 +32,14 @@ from handoff.review import (
     training_examples,
 )
 from handoff.settings import PROJECT_ROOT
-from handoff.store import HandoffStore, create_db_engine, new_event
+from handoff.store import HandoffStore, HandoffWrapUpRow, create_db_engine, new_event
 from handoff.tools import review as review_cli
 
 NOW = 1_800_000_000.0
 DAY = 86400.0
 
-# The wrap-up table as the agreed design has it (docs: issue 15); handoff/store.py may define it too.
-WRAPUPS = sa.Table(
-    "handoff_wrapups",
-    sa.MetaData(),
-    sa.Column("handoff_id", sa.String(36), primary_key=True),
-    sa.Column("conversation_id", sa.String(255), nullable=False, index=True),
-    sa.Column("outcome", sa.String(32), nullable=False),
-    sa.Column("why", sa.String(32), nullable=False),
-    sa.Column("intent", sa.String(64)),
-    sa.Column("new_topic", sa.Boolean, nullable=False, default=False),
-    sa.Column("note", sa.Text),
-    sa.Column("agent", sa.String(255)),
-    sa.Column("created_at", sa.Float, nullable=False),
-)
+# The assistant's wrap-up table (written by the helpdesk channel at hand-back).
+WRAPUPS = HandoffWrapUpRow.__table__
 # Rasa's SQL tracker store table.
 EVENTS = sa.Table(
     "events",
