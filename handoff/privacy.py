@@ -211,7 +211,8 @@ class ConversationStore(Protocol):
     def erase_conversations(self, conversation_ids: Iterable[str], dry_run: bool = False) -> dict[str, int]: ...
 
 
-_events = sa.table(
+#: Rasa's SQL tracker store table (the columns read here).
+TRACKER_EVENTS = sa.table(
     "events",
     sa.column("id", sa.Integer),
     sa.column("sender_id", sa.String),
@@ -231,7 +232,7 @@ class TrackerEvents:
     def find_customer(self, customer: Customer) -> set[str]:
         """Senders whose slots (``customer_email``, ``customer_id``, ``customer_phone``) or message
         metadata (``customer``) name the customer, and the sender whose id is the customer id."""
-        e = _events.c
+        e = TRACKER_EVENTS.c
         slot_or_user = sa.or_(
             sa.and_(e.type_name == "slot", like_any(e.data, ['"customer_'])),
             sa.and_(e.type_name == "user", like_any(e.data, ['"customer"'])),
@@ -262,13 +263,13 @@ class TrackerEvents:
         return found
 
     def stale_conversations(self, cutoff: float) -> set[str]:
-        e = _events.c
+        e = TRACKER_EVENTS.c
         query = sa.select(e.sender_id).group_by(e.sender_id).having(sa.func.max(e.timestamp) < cutoff)
         with self.engine.connect() as connection:
             return {row[0] for row in connection.execute(query)}
 
     def recent_among(self, conversation_ids: Iterable[str], cutoff: float) -> set[str]:
-        e = _events.c
+        e = TRACKER_EVENTS.c
         recent: set[str] = set()
         with self.engine.connect() as connection:
             for batch in chunks(conversation_ids):
@@ -278,7 +279,7 @@ class TrackerEvents:
 
     def erase_conversations(self, conversation_ids: Iterable[str], dry_run: bool = False) -> dict[str, int]:
         """Delete every event of these senders; the counts (of what would go, with ``dry_run``)."""
-        e = _events.c
+        e = TRACKER_EVENTS.c
         conversations = events = 0
         with self.engine.begin() as connection:
             for batch in chunks(sorted(set(conversation_ids))):
@@ -288,7 +289,7 @@ class TrackerEvents:
                 conversations += len(counted)
                 events += sum(n for _, n in counted)
                 if not dry_run:
-                    connection.execute(sa.delete(_events).where(e.sender_id.in_(batch)))
+                    connection.execute(sa.delete(TRACKER_EVENTS).where(e.sender_id.in_(batch)))
         return {"conversations": conversations, "events": events}
 
 

@@ -40,6 +40,7 @@ import sqlalchemy as sa
 
 from handoff.language import LANGUAGES, detect_language
 from handoff.leads import _EMAIL_IN_TEXT, is_valid_email
+from handoff.privacy import TRACKER_EVENTS
 from handoff.settings import PROJECT_ROOT
 
 DAY = 86400.0
@@ -276,14 +277,6 @@ _outbox = sa.table(
     sa.column("event_type", sa.String),
     sa.column("body", sa.Text),
 )
-_events = sa.table(
-    "events",
-    sa.column("id", sa.Integer),
-    sa.column("sender_id", sa.String),
-    sa.column("type_name", sa.String),
-    sa.column("timestamp", sa.Float),
-    sa.column("data", sa.Text),
-)
 
 #: Slots whose values name the customer (masked wherever they appear).
 NAME_SLOTS = ("customer_name",)
@@ -467,7 +460,7 @@ class _Conversation:
 def _tracker(engine: sa.engine.Engine, since: float, threshold: float, review: Review) -> tuple[list[_Found], dict[str, list[str]]]:
     """Fallback and low-confidence customer messages since ``since``, and the names each
     conversation's customer is known by (slots, message metadata)."""
-    e = _events.c
+    e = TRACKER_EVENTS.c
     slot_needles = ['%"language"%'] + [f'%"{slot}"%' for slot in NAME_SLOTS]
     query = (
         sa.select(e.sender_id, e.type_name, e.data)
