@@ -22,17 +22,23 @@ class Received:
     body: dict[str, Any]
     signature_ok: bool
     at: float
+    status: int = 0
 
 
 @dataclass
 class Receiver:
-    """A helpdesk webhook on loopback: verifies signatures, records bodies, answers as told."""
+    """A helpdesk webhook on loopback: verifies signatures, records bodies, answers as told.
+
+    Like a helpdesk keeping to the contract, it records a delivery it already accepted (same
+    ``X-Handoff-Delivery`` id) only in ``duplicates``: a retry after a lost answer is not a second event.
+    """
 
     secret: str = TEST_SECRET
     status: int = 200
     reply: dict[str, Any] = field(default_factory=lambda: {"ticket_id": "T-1", "estimated_wait_seconds": 120})
     delay: float = 0.0
     received: list[Received] = field(default_factory=list)
+    duplicates: list[Received] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         receiver = self
@@ -54,8 +60,17 @@ class Receiver:
                 if receiver.delay:
                     time.sleep(receiver.delay)
                 status = receiver.status if ok else 401
+                got = Received(headers, raw, body, ok, time.time())
+                delivery = headers.get("X-Handoff-Delivery")
                 with receiver._cond:
-                    receiver.received.append(Received(headers, raw, body, ok, time.time()))
+                    accepted = {
+                        r.headers.get("X-Handoff-Delivery") for r in receiver.received if r.signature_ok and r.status < 300
+                    }
+                    if ok and delivery and delivery in accepted:
+                        receiver.duplicates.append(got)
+                    else:
+                        got.status = status
+                        receiver.received.append(got)
                     receiver._cond.notify_all()
                 payload = json.dumps(receiver.reply if status < 300 else {"error": "no"}).encode()
                 self.send_response(status)
