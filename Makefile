@@ -16,7 +16,7 @@ export RASA_TELEMETRY_ENABLED := false
 # Rasa 3.6 and its dependencies print pages of deprecation warnings; they say nothing about this project.
 export PYTHONWARNINGS := ignore::DeprecationWarning,ignore::PendingDeprecationWarning
 
-.PHONY: help install run shell train validate lint eval test test-unit test-services test-stories test-nlu test-e2e browsers clean bench
+.PHONY: help install run run-scaled shell train validate lint eval test test-unit test-services test-stories test-nlu test-e2e browsers haproxy clean bench
 
 help: ## List the commands
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ $(MODEL): $(VENV)/.installed $(TRAINING_FILES)
 
 run: install train ## Start Rasa (:5005), the action server (:5055) and the agent inbox (:5080)
 	scripts/run.sh
+
+run-scaled: install train haproxy ## REPLICAS Rasa processes behind haproxy on PostgreSQL and Redis (docs/OPERATIONS.md) [REPLICAS=2]
+	scripts/run-scaled.sh $(REPLICAS)
 
 shell: install train ## Chat in the terminal (a second Rasa process on :5006; needs `make run` running)
 	@mkdir -p var
@@ -75,7 +78,12 @@ browsers: ## Install Chromium for the browser tests (Debian's package) when it i
 	else sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
 		$$sudo apt-get update && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y chromium; fi
 
-test-e2e: train browsers ## The real Rasa server and action server on loopback, the whole handoff loop
+haproxy: ## Install haproxy (Debian's package) for the scaled deployment when it is missing
+	@if command -v haproxy >/dev/null 2>&1; then echo "==> $$(haproxy -v 2>/dev/null | head -1) is installed"; \
+	else sudo=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$sudo apt-get update && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y haproxy; fi
+
+test-e2e: train browsers haproxy ## The real Rasa server and action server on loopback, the whole handoff loop
 	$(BIN)/pytest -m e2e -q
 
 test: lint validate test-unit test-services test-stories test-nlu test-e2e ## Everything, in CI order (installs and trains when needed)
