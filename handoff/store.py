@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, declarative_base, sessionmaker
 
 from handoff.privacy import Customer, chunks, identifiers, like_any
+from handoff.triggers import PRIORITY_ORDER
 
 Base = declarative_base()
 
@@ -30,8 +31,6 @@ REQUESTED = "requested"  # recorded; waiting for an agent
 ASSIGNED = "assigned"  # an agent joined
 ENDED = "ended"  # handed back or ended by the assistant
 ACTIVE_STATES = (REQUESTED, ASSIGNED)
-#: Priorities in serving order: a waiting urgent handoff is served before an older normal one.
-PRIORITY_ORDER = ("urgent", "high", "normal", "low")
 
 # End causes stored under an older spelling, and today's (handoff.lifecycle.EndCause). The agent's
 # hand-back was "handback" here and is "handed_back" everywhere now, as in the helpdesk's tickets;

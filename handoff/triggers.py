@@ -34,6 +34,8 @@ REASONS = (
     "timeout",
 )
 PRIORITIES = ("low", "normal", "high", "urgent")
+#: The same priorities in serving order: a waiting urgent handoff is served before an older normal one.
+PRIORITY_ORDER = tuple(reversed(PRIORITIES))
 
 MODES = ("immediate", "offer")
 

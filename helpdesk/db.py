@@ -13,10 +13,10 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import declarative_base, relationship, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from handoff.triggers import PRIORITY_ORDER
+
 Base = declarative_base()
 
-#: Priority names in serving order: urgent first.
-PRIORITY_ORDER = ("urgent", "high", "normal", "low")
 
 # Ticket states. A ticket is "open" while waiting or assigned.
 WAITING = "waiting"
