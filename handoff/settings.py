@@ -95,6 +95,9 @@ class Settings:
     # the text: a 100 kB message would hold the server for seconds.
     max_message_bytes: int = 16 * 1024
     max_message_chars: int = 5000
+    # How long the reply to a customer message id is kept (handoff/idempotency.py): a message sent
+    # again with the same id within this time is answered with that reply, not handled twice.
+    message_id_ttl: int = 24 * 3600
 
     @property
     def is_development(self) -> bool:
@@ -154,6 +157,7 @@ def load_settings() -> Settings:
         task_poll_interval=_positive("HANDOFF_TASK_POLL_INTERVAL", 1.0),
         max_message_bytes=_int("HANDOFF_MAX_MESSAGE_BYTES", 16 * 1024),
         max_message_chars=_int("HANDOFF_MAX_MESSAGE_CHARS", 5000),
+        message_id_ttl=int(_positive("HANDOFF_MESSAGE_ID_TTL", 24 * 3600)),
     )
 
 

@@ -23,6 +23,7 @@ from rasa.utils.endpoints import EndpointConfig
 
 from handoff.conversation import is_external
 from handoff.delivery import OutboxWorker
+from handoff.idempotency import MESSAGE_ID_FIELD
 from handoff.lifecycle import EndCause
 from handoff.server import patches
 from handoff.settings import Settings, get_settings
@@ -97,6 +98,9 @@ class HandoffEventBroker(EventBroker):
                     logger.info("handoff %s ended by the assistant: customer_left", handoff.id)
                 return ended
             message = {"role": "customer", "text": event["text"], "timestamp": utc_iso(timestamp)}
+            client_id = (event.get("metadata") or {}).get(MESSAGE_ID_FIELD)
+            if isinstance(client_id, str) and client_id:
+                message[MESSAGE_ID_FIELD] = client_id  # the channel's message id (handoff/idempotency.py)
             self.store.enqueue(new_event("conversation.message", handoff.id, conversation_id, message=message))
             return True
 

@@ -16,6 +16,9 @@ session ids:
   after a reload). Only then does the socket enter the session's room.
 - ``user_uttered`` is taken as the session bound to that socket. One naming another session, or
   from a socket that has no confirmed session, is refused (logged without its text).
+- A ``user_uttered`` may carry a client ``message_id``: a message whose id was handled before is
+  answered with the messages of that time and not run again (handoff/server/idempotency.py). The
+  acknowledgement a client asks for (``{"accepted", "message_id"}``) comes when the turn is done.
 - A ``user_uttered`` text longer than ``HANDOFF_MAX_MESSAGE_CHARS`` is refused before NLU; the
   socket gets a ``bot_uttered`` notice ``{"text": ..., "notice": "message_too_long",
   "max_chars": N}``. (engine.io's byte limit is set by handoff/server/limits.py.)
@@ -70,7 +73,9 @@ from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic import Blueprint
 from socketio.asyncio_redis_manager import RedisError
 
+from handoff.idempotency import MESSAGE_ID_FIELD, InvalidMessageId, message_id_of
 from handoff.language import LANGUAGES, detect_language
+from handoff.server.idempotency import OnceHandler
 from handoff.settings import get_settings
 from handoff.store import ASSIGNED, Handoff, get_store
 from handoff.triggers import load_rules
@@ -395,12 +400,15 @@ class SharedSocketIOInput(SocketIOInput):
         blueprint = super().blueprint(on_new_message)
         server = self.sio
         assert server is not None
-        self._register_handlers(server, on_new_message)
+        # Each customer message id handled once, across processes (handoff/server/idempotency.py).
+        once = OnceHandler(on_new_message)
+        self._register_handlers(server, once)
 
         @blueprint.listener("after_server_start")
         async def keep_agent(app: Any, _loop: Any) -> None:
             # For a conversation's language after a restart; the agent may load after this.
             self._agent = _AgentRef(app)
+            once.bind(app)
 
         if self.redis_url:
             self._share_through_redis(server, blueprint)
@@ -418,8 +426,12 @@ class SharedSocketIOInput(SocketIOInput):
         async def session_request(sid: str, data: Any) -> None:
             await self.confirm_session(sid, data)
 
-        async def user_uttered(sid: str, data: Any) -> None:
-            await self.handle_user_message(sid, data, on_new_message)
+        async def user_uttered(sid: str, data: Any) -> dict[str, Any]:
+            # The acknowledgement a client asks for (socket.emit with a callback) comes once the
+            # turn is done: the web chat sends a message again after a reconnect until then.
+            accepted = await self.handle_user_message(sid, data, on_new_message)
+            message_id = data.get(MESSAGE_ID_FIELD) if isinstance(data, dict) else None
+            return {"accepted": accepted, MESSAGE_ID_FIELD: message_id if isinstance(message_id, str) else None}
 
         sio.on("disconnect", disconnect, namespace=namespace)
         sio.on("session_request", session_request, namespace=namespace)
@@ -509,6 +521,13 @@ class SharedSocketIOInput(SocketIOInput):
                 metadata = {}
         if not isinstance(metadata, dict):
             metadata = {}
+        try:
+            key = message_id_of(data, metadata)
+        except InvalidMessageId:
+            logger.warning("socket.io: refused a message from %s with an invalid message_id", sid)
+            return False
+        if key is not None:
+            metadata = {**metadata, MESSAGE_ID_FIELD: key}
         if self.session_persistence:
             await self.follow_language(sender_id, text)
         message = UserMessage(

@@ -10,6 +10,9 @@
 // language (?lang= or <html data-lang>), else the browser's, then the conversation's.
 // A signed customer identity from the embedding site (data-customer-identity on this script's tag,
 // or window.handoffChat.identity) goes with each message as metadata.customer_identity.
+// Each message carries a message_id; until the server acknowledges it (the turn is done) it stays
+// in localStorage, and after a reconnect to the same session it is sent again with the same id: the
+// server answers a message it already handled with the same reply instead of handling it twice.
 (function () {
   "use strict";
 
@@ -54,6 +57,7 @@
   var sessionId = load("session", null);
   var token = load("token", null);  // {session_id, session_token} as the server sent it
   var items = load("items", []);
+  var pending = load("pending", []);  // sent, not yet acknowledged: [{message_id, text}]
   var state = load("state", { mode: "bot", agent: null, wait: null, at: 0 });
   if (state.mode !== "bot" && Date.now() - (state.at || 0) > SESSION_IDLE_MS) {
     state = { mode: "bot", agent: null, wait: null, at: Date.now() };
@@ -339,6 +343,7 @@
 
   socket.on("session_confirm", function (confirmedId) {
     var id = typeof confirmedId === "object" && confirmedId ? confirmedId.session_id : confirmedId;
+    var resumed = Boolean(id && requested && id === requested);
     if (id) {
       if (requested && id !== requested && state.mode !== "bot") {
         // Not resumed (no valid token): a new conversation, which no colleague has taken over.
@@ -350,6 +355,14 @@
     confirmed = true;
     document.body.setAttribute("data-session", sessionId || "");
     showState();
+    // Messages of this session the server never acknowledged: again, with their ids (a new
+    // session is another conversation, so they are dropped).
+    if (resumed) {
+      pending.slice().forEach(function (message) { emit(message.text, message.message_id); });
+    } else if (pending.length) {
+      pending = [];
+      save("pending", pending);
+    }
     while (outbox.length) { emit(outbox.shift()); }
   });
 
@@ -388,8 +401,29 @@
     return data;
   }
 
-  function emit(text) {
-    socket.emit("user_uttered", { message: text, session_id: sessionId, metadata: metadata() });
+  function newMessageId() {
+    var cryptoApi = window.crypto;
+    if (cryptoApi && typeof cryptoApi.randomUUID === "function") { return cryptoApi.randomUUID(); }
+    var bytes = new Uint8Array(16);
+    if (cryptoApi && cryptoApi.getRandomValues) { cryptoApi.getRandomValues(bytes); }
+    else { for (var i = 0; i < bytes.length; i++) { bytes[i] = Math.floor(Math.random() * 256); } }
+    return Array.prototype.map.call(bytes, function (b) { return (b < 16 ? "0" : "") + b.toString(16); }).join("");
+  }
+
+  function acknowledged(messageId) {
+    pending = pending.filter(function (message) { return message.message_id !== messageId; });
+    save("pending", pending);
+  }
+
+  // A new message gets a new id; a message sent again (messageId given) keeps its own.
+  function emit(text, messageId) {
+    var id = messageId || newMessageId();
+    if (!messageId) {
+      pending.push({ message_id: id, text: text });
+      save("pending", pending);
+    }
+    socket.emit("user_uttered", { message: text, message_id: id, session_id: sessionId, metadata: metadata() },
+      function () { acknowledged(id); });
   }
 
   // Start over: Rasa restarts the old conversation (and tells the helpdesk a handoff ended), then
@@ -401,6 +435,7 @@
     token = null;
     items = [];
     outbox = [];
+    pending = [];
     state = { mode: "bot", agent: null, wait: null, language: language, at: Date.now() };
     typing(false);
     if (quickReplies) { quickReplies.remove(); quickReplies = null; }

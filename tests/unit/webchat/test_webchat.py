@@ -196,6 +196,11 @@ def test_the_chat_talks_the_socketio_channel_protocol():
         '"data-customer-identity"',
         "window.handoffChat && window.handoffChat.identity",
         "data.customer_identity = identity",
+        # Every message has an id; unacknowledged ones are sent again, with it, after a reconnect.
+        "message_id: id",
+        'save("pending", pending)',
+        "function () { acknowledged(id); }",
+        "emit(message.text, message.message_id)",
         # Start over forgets what the chat stored, in both storages.
         "function startOver(",
         "window.sessionStorage",

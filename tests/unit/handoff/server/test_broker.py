@@ -80,3 +80,18 @@ def test_rasa_ending_the_pause_ends_the_handoff_and_tells_the_helpdesk(broker, s
 def test_publish_never_raises(broker, store, monkeypatch):
     monkeypatch.setattr(store, "active_handoff", lambda _: 1 / 0)
     broker.publish(user("x", time.time()))
+
+
+def test_the_channels_message_id_goes_with_the_relayed_message(broker, store):
+    import json
+
+    from handoff.schemas import validate_outbound
+
+    handoff = start_handoff(store)
+    later = handoff.created_at + 1
+    assert broker.handle(user("with an id", later, metadata={"message_id": "web-7"}))
+    assert broker.handle(user("without", later + 1, metadata={}))
+    bodies = [json.loads(e.body) for e in queued(store, handoff)]
+    assert [b["message"].get("message_id") for b in bodies] == ["web-7", None]
+    for body in bodies:
+        validate_outbound(body)

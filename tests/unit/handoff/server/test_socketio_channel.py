@@ -450,3 +450,44 @@ async def test_a_pickled_message_on_the_channel_is_dropped_not_run(caplog):
         await close(ours)
         await close(stock)
         await publisher.close()
+
+
+# -- message ids ----------------------------------------------------------------------------------
+
+
+async def test_a_message_sent_again_with_its_id_is_answered_again_not_handled_twice(monkeypatch):
+    """The web chat sends a message again after a reconnect when it got no acknowledgement: the
+    socket gets the answer of the first time, and the turn runs once (handoff/server/idempotency.py)."""
+    from handoff.idempotency import MemoryReplyStore
+    from handoff.server import idempotency
+
+    monkeypatch.setattr(idempotency, "_memory", MemoryReplyStore())
+    turns = []
+
+    async def on_new_message(message):
+        turns.append((message.text, message.message_id, message.metadata.get("message_id")))
+        await message.output_channel.send_response(message.sender_id, {"text": "We are open from 8 to 20."})
+
+    channel = SharedSocketIOInput.from_credentials(CREDENTIALS)
+    channel.blueprint(on_new_message)
+    sockets = Sockets(channel)
+    sid = sockets.connect()
+    session = await sockets.session_request(sid, {})
+    payload = {"message": "when are you open?", "session_id": session, "message_id": "web-1"}
+    first = await sockets.handler("user_uttered", sid, payload)
+    # The reconnected page: another socket, the same session.
+    token = sockets.events(sid, TOKEN_EVENT)[-1]["session_token"]
+    again_sid = sockets.connect()
+    assert await sockets.session_request(again_sid, {"session_id": session, "session_token": token}) == session
+    again = await sockets.handler("user_uttered", again_sid, payload)
+
+    assert turns == [("when are you open?", "web-1", "web-1")]
+    assert first == again == {"accepted": True, "message_id": "web-1"}
+    answers = [data["text"] for data in sockets.events(again_sid, "bot_uttered")]
+    assert answers == ["We are open from 8 to 20."]
+
+    # Without an id every message is a new one; an invalid id is refused (and acknowledged as such).
+    await sockets.handler("user_uttered", sid, {"message": "when are you open?", "session_id": session})
+    refused = await sockets.handler("user_uttered", sid, {"message": "hi", "session_id": session, "message_id": "a b"})
+    assert refused == {"accepted": False, "message_id": "a b"}
+    assert len(turns) == 2
