@@ -89,8 +89,8 @@ test-e2e: train browsers haproxy ## The real Rasa server and action server on lo
 
 test: lint validate test-unit test-services test-stories test-nlu test-e2e ## Everything, in CI order (installs and trains when needed)
 
-bench: train ## Load benchmark: throughput and latencies at 1, 20 and 50 concurrent conversations vs a bare Rasa bot
-	$(BIN)/python scripts/bench.py $(BENCH_ARGS)
+bench: train $(if $(REPLICAS),haproxy) ## Load benchmark vs a bare Rasa bot; with REPLICAS=2: 1 vs 2 replicas behind haproxy, and a failover run
+	$(BIN)/python $(if $(REPLICAS),scripts/bench_scaled.py --replicas $(REPLICAS),scripts/bench.py) $(BENCH_ARGS)
 
 .PHONY: report review
 report: install ## Handoff analytics: results/report/report.html (plots) and report.csv [REPORT_ARGS="--days 30"]

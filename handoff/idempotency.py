@@ -76,11 +76,13 @@ def key_of(prefix: str, sender_id: str, message_id: str) -> str:
 
 @dataclass(frozen=True)
 class Seen:
-    """What the store holds for a message: ``pending`` (with the claim's owner) or ``done`` (with the reply)."""
+    """What the store holds for a message: ``pending`` (with the claim's owner and when it was
+    claimed, epoch seconds) or ``done`` (with the reply)."""
 
     state: str
     reply: list[dict[str, Any]] | None = None
     owner: str | None = None
+    claimed_at: float | None = None
 
 
 class ReplyStore(abc.ABC):
@@ -107,7 +109,8 @@ class ReplyStore(abc.ABC):
 
 
 def _encode(seen: Seen) -> str:
-    return json.dumps({"state": seen.state, "reply": seen.reply, "owner": seen.owner}, default=str, separators=(",", ":"))
+    data = {"state": seen.state, "reply": seen.reply, "owner": seen.owner, "claimed_at": seen.claimed_at}
+    return json.dumps(data, default=str, separators=(",", ":"))
 
 
 def _decode(raw: str | bytes | None) -> Seen | None:
@@ -115,7 +118,7 @@ def _decode(raw: str | bytes | None) -> Seen | None:
         return None
     try:
         data = json.loads(raw)
-        return Seen(str(data["state"]), data.get("reply"), data.get("owner"))
+        return Seen(str(data["state"]), data.get("reply"), data.get("owner"), data.get("claimed_at"))
     except (ValueError, KeyError, TypeError):
         return None  # not ours, or damaged: as if absent
 
@@ -158,7 +161,7 @@ class MemoryReplyStore(ReplyStore):
             if self._live(key) is not None:
                 return None
             owner = uuid.uuid4().hex
-            self._put(key, Seen(PENDING, owner=owner), seconds)
+            self._put(key, Seen(PENDING, owner=owner, claimed_at=time.time()), seconds)
             return owner
 
     def finish(self, sender_id: str, message_id: str, reply: list[dict[str, Any]], ttl: float) -> None:
@@ -191,6 +194,7 @@ class RedisReplyStore(ReplyStore):
     def __init__(self, client: Any, prefix: str) -> None:
         self.client = client
         self.prefix = prefix
+        self._claims: dict[str, str] = {}  # key -> the value of this process's claim on it (for release)
 
     def _key(self, sender_id: str, message_id: str) -> str:
         return key_of(self.prefix, sender_id, message_id)
@@ -200,13 +204,22 @@ class RedisReplyStore(ReplyStore):
 
     def claim(self, sender_id: str, message_id: str, seconds: float) -> str | None:
         owner = uuid.uuid4().hex
-        taken = self.client.set(
-            self._key(sender_id, message_id), _encode(Seen(PENDING, owner=owner)), nx=True, px=max(int(seconds * 1000), 1)
-        )
-        return owner if taken else None
+        value = _encode(Seen(PENDING, owner=owner, claimed_at=time.time()))
+        key = self._key(sender_id, message_id)
+        if not self.client.set(key, value, nx=True, px=max(int(seconds * 1000), 1)):
+            return None
+        self._claims[key] = value
+        return owner
 
     def finish(self, sender_id: str, message_id: str, reply: list[dict[str, Any]], ttl: float) -> None:
-        self.client.set(self._key(sender_id, message_id), _encode(Seen(DONE, reply=list(reply))), px=max(int(ttl * 1000), 1))
+        key = self._key(sender_id, message_id)
+        self._claims.pop(key, None)
+        self.client.set(key, _encode(Seen(DONE, reply=list(reply))), px=max(int(ttl * 1000), 1))
 
     def release(self, sender_id: str, message_id: str, owner: str) -> None:
-        self.client.eval(_RELEASE, 1, self._key(sender_id, message_id), _encode(Seen(PENDING, owner=owner)))
+        key = self._key(sender_id, message_id)
+        value = self._claims.get(key)
+        claim = _decode(value)
+        if claim is not None and claim.owner == owner:
+            del self._claims[key]
+            self.client.eval(_RELEASE, 1, key, value)

@@ -26,6 +26,7 @@ from handoff.delivery import OutboxWorker
 from handoff.idempotency import MESSAGE_ID_FIELD
 from handoff.lifecycle import EndCause
 from handoff.server import patches
+from handoff.server.idempotency import in_transcript
 from handoff.settings import Settings, get_settings
 from handoff.store import REQUESTED, TASK_RESUME, HandoffStore, get_store, new_event, utc_iso
 from handoff.triggers import load_rules
@@ -85,6 +86,9 @@ class HandoffEventBroker(EventBroker):
             intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
             if is_external(event) or intent in COMMAND_INTENTS or not event.get("text"):
                 return False
+            client_id = (event.get("metadata") or {}).get(MESSAGE_ID_FIELD)
+            if in_transcript(conversation_id, client_id):
+                return False  # its turn ran again after a replica died; the handoff already has it
             if handoff.state == REQUESTED and load_rules().waiting.gives_up(event["text"]):
                 # Nobody has joined yet and the customer no longer wants to wait: the bot takes
                 # the conversation back (a task, run after this turn has released its lock).
@@ -98,7 +102,6 @@ class HandoffEventBroker(EventBroker):
                     logger.info("handoff %s ended by the assistant: customer_left", handoff.id)
                 return ended
             message = {"role": "customer", "text": event["text"], "timestamp": utc_iso(timestamp)}
-            client_id = (event.get("metadata") or {}).get(MESSAGE_ID_FIELD)
             if isinstance(client_id, str) and client_id:
                 message[MESSAGE_ID_FIELD] = client_id  # the channel's message id (handoff/idempotency.py)
             self.store.enqueue(new_event("conversation.message", handoff.id, conversation_id, message=message))

@@ -16,7 +16,11 @@ becomes the ``message_id`` of the ``user`` event in the tracker):
 A process that takes over an expired claim first looks in the tracker, under the conversation's
 lock: when the dead process saved the turn before it could store the reply, the ``user`` event
 with that message id is there, and the bot messages of that turn are the reply. So a message the
-balancer sends again after a replica was killed mid-turn is neither lost nor handled twice.
+balancer sends again after a replica was killed mid-turn is neither lost nor handled twice. When
+the turn was not saved but got as far as recording a handoff (the handoff is newer than the dead
+process's claim), the turn runs again and finds that handoff; the handoff's transcript already
+holds the message, so the relay (handoff/server/broker.py) does not send it to the helpdesk again
+(:func:`in_transcript`).
 
 The claims and replies live in Redis when the lock store is Redis (endpoints.scaled.yml: the same
 server, database and key prefix, ``<prefix>:message:<hash>``), in the process otherwise.
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -49,6 +54,24 @@ CLAIM_GRACE_SECONDS = 5.0
 
 _stores: dict[int, ReplyStore] = {}
 _memory: MemoryReplyStore | None = None
+#: (sender, message id) -> until when: messages run again whose handoff transcript already has them.
+_transcribed: dict[tuple[str, str], float] = {}
+
+
+def mark_in_transcript(sender_id: str, message_id: str, seconds: float) -> None:
+    now = time.monotonic()
+    for key in [k for k, until in _transcribed.items() if until < now]:
+        del _transcribed[key]
+    _transcribed[(sender_id, message_id)] = now + seconds
+
+
+def in_transcript(sender_id: str, message_id: str | None) -> bool:
+    """Whether the customer message ``message_id`` is run again after a replica died in its turn,
+    and the handoff that turn recorded already has it in its transcript (do not relay it)."""
+    if not message_id:
+        return False
+    until = _transcribed.get((sender_id, message_id))
+    return until is not None and until >= time.monotonic()
 
 
 def reply_store(lock_store: Any) -> ReplyStore:
@@ -169,6 +192,7 @@ class OnceHandler:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds + CLAIM_GRACE_SECONDS
         took_over = False
+        dead_claim_at: float | None = None
         owner: str | None = None
         while True:
             seen = await asyncio.to_thread(store.get, sender, key)
@@ -182,6 +206,7 @@ class OnceHandler:
                     break
                 continue
             took_over = True  # another process runs this turn, or ran it and died
+            dead_claim_at = seen.claimed_at
             if loop.time() > deadline:
                 logger.warning("customer message %s of %s: its claim outlived the lock; taking over", key, sender)
                 break
@@ -197,6 +222,7 @@ class OnceHandler:
                     await asyncio.to_thread(store.finish, sender, key, saved, get_settings().message_id_ttl)
                     await replay(message.output_channel, sender, saved)
                     return True
+                await self._note_recorded_handoff(sender, key, dead_claim_at, seconds)
             await self.on_new_message(message)
         except BaseException:
             recorder.stop()
@@ -206,6 +232,22 @@ class OnceHandler:
         recorder.stop()
         await asyncio.to_thread(store.finish, sender, key, recorder.messages, get_settings().message_id_ttl)
         return False
+
+    async def _note_recorded_handoff(self, sender: str, key: str, claimed_at: float | None, seconds: float) -> None:
+        """When the dead process's turn recorded a handoff before it died, that handoff's
+        transcript has this message: the turn that runs it again must not relay it."""
+        if claimed_at is None:
+            return
+        from handoff.store import get_store
+
+        try:
+            handoff = await asyncio.to_thread(get_store(get_settings().database_url).active_handoff, sender)
+        except Exception:
+            logger.exception("customer message %s of %s: could not read the handoff state", key, sender)
+            return
+        if handoff is not None and handoff.created_at >= claimed_at:
+            logger.info("customer message %s of %s: its handoff was recorded before the replica died", key, sender)
+            mark_in_transcript(sender, key, seconds * 4)
 
     async def _saved_reply(self, agent: Any, sender: str, key: str) -> list[dict[str, Any]] | None:
         async with agent.lock_store.lock(sender):

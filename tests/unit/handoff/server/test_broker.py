@@ -95,3 +95,16 @@ def test_the_channels_message_id_goes_with_the_relayed_message(broker, store):
     assert [b["message"].get("message_id") for b in bodies] == ["web-7", None]
     for body in bodies:
         validate_outbound(body)
+
+
+def test_a_message_run_again_after_a_replica_died_in_its_handoff_turn_is_not_relayed_twice(broker, store):
+    """The dead replica's turn recorded the handoff (its transcript has the message) but was not
+    saved; the turn runs again on another replica, and its user event is not relayed."""
+    from handoff.server import idempotency
+
+    handoff = start_handoff(store, conversation_id="c9")
+    idempotency.mark_in_transcript("c9", "web-9", 60)
+    later = handoff.created_at + 1
+    assert not broker.handle(user("I want to talk to a person", later, sender="c9", metadata={"message_id": "web-9"}))
+    assert broker.handle(user("my parcel never came", later + 1, sender="c9", metadata={"message_id": "web-10"}))
+    assert [e.event_type for e in queued(store, handoff)] == ["conversation.message"]

@@ -204,12 +204,39 @@ def test_rest_refuses_an_invalid_message_id(server, bad):
     assert server.ctx.turns.handled == []
 
 
-def test_the_credentials_use_this_channel():
+def test_the_credentials_use_this_channel(monkeypatch):
     from rasa.core.run import create_http_input_channels
 
     from handoff.settings import PROJECT_ROOT
+
+    monkeypatch.setenv("SOCKETIO_REDIS_URL", "redis://127.0.0.1:6399/0")  # credentials.scaled.yml wants it
 
     for credentials in ("credentials.yml", "credentials.scaled.yml"):
         channels = create_http_input_channels(None, str(PROJECT_ROOT / credentials))
         rest = [channel for channel in channels if channel.name() == "rest"]
         assert len(rest) == 1 and isinstance(rest[0], HandoffRestInput), credentials
+
+
+async def test_a_claim_left_after_the_turn_recorded_a_handoff_is_run_again_but_not_relayed(fresh_store, monkeypatch, store):
+    """The dead replica's turn got as far as recording the handoff: the turn runs again (the
+    customer gets an answer), and the relay knows the handoff's transcript has the message."""
+    from handoff.store import new_event
+
+    monkeypatch.setattr(idempotency, "claim_seconds", lambda: 0.3)
+    assert fresh_store.claim("anna", "m-9", 0.3)  # the process that died...
+    store.create_handoff(new_event("handoff.requested", str(uuid.uuid4()), "anna", reason="customer_request", priority="normal", queue="support"))
+    turns = Turns()
+    assert await handler(turns).handle(message("I want to talk to a person", "m-9")) is False
+    assert turns.handled == ["I want to talk to a person"]
+    assert idempotency.in_transcript("anna", "m-9")
+    assert not idempotency.in_transcript("anna", "m-10") and not idempotency.in_transcript("bob", "m-9")
+
+
+async def test_a_claim_left_before_the_handoff_was_recorded_is_relayed(fresh_store, monkeypatch, store):
+    from handoff.store import new_event
+
+    monkeypatch.setattr(idempotency, "claim_seconds", lambda: 0.3)
+    store.create_handoff(new_event("handoff.requested", str(uuid.uuid4()), "anna", reason="customer_request", priority="normal", queue="support"))
+    assert fresh_store.claim("anna", "m-11", 0.3)  # a message during the handoff, whose replica died
+    await handler(Turns()).handle(message("my parcel never came", "m-11"))
+    assert not idempotency.in_transcript("anna", "m-11")
