@@ -12,6 +12,10 @@ export ACTIONS_PORT ?= 5055
 export HELPDESK_PORT ?= 5080
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
+# TensorFlow's oneDNN kernels are chosen by the CPU's instruction set (AVX2, AVX-512, AMX): with them
+# the same training data gave different DIET weights on two machines, and borderline messages other
+# intents. Without them TensorFlow runs its own kernels, the same whatever the CPU offers.
+export TF_ENABLE_ONEDNN_OPTS := 0
 export RASA_TELEMETRY_ENABLED := false
 # Rasa 3.6 and its dependencies print pages of deprecation warnings; they say nothing about this project.
 export PYTHONWARNINGS := ignore::DeprecationWarning,ignore::PendingDeprecationWarning

@@ -3,10 +3,9 @@
 Every action of every test story must be predicted exactly: a wrong action is a dialogue bug and
 fails the check. The customer texts in the stories are also read by the model; a wrong intent there
 is an NLU error. Rasa goes on with the story's intent after one, so the actions that follow are
-still checked. NLU errors are a measured rate, as on the held-out sets: DIET's results differ in the
-last decimals between CPUs (oneDNN picks kernels by CPU features), which moves a message that sits
-between two intents to the other side. The check fails when more than MAX_INTENT_ERRORS of the
-story messages are misread, and lists each one either way.
+still checked. NLU errors are a measured rate, as on the held-out sets: any change of the training
+data moves a few messages that sit between two intents to the other side. The check fails when
+more than MAX_INTENT_ERRORS of the story messages are misread, and lists each one either way.
 
 Usage: python scripts/check_stories.py results/core [--stories tests/test_stories.yml] [--max-intent-errors N]
 """

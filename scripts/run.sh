@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 export RASA_PORT="${RASA_PORT:-5005}" ACTIONS_PORT="${ACTIONS_PORT:-5055}" HELPDESK_PORT="${HELPDESK_PORT:-5080}"
 export WEBCHAT_PORT="${WEBCHAT_PORT:-5090}"
 export PYTHONUNBUFFERED=1 SQLALCHEMY_SILENCE_UBER_WARNING=1 TF_CPP_MIN_LOG_LEVEL=2
+# The model reads messages with the kernels it was trained and tested with (Makefile).
+export TF_ENABLE_ONEDNN_OPTS="${TF_ENABLE_ONEDNN_OPTS:-0}"
 mkdir -p var
 bin=.venv/bin
 model="${RASA_MODEL:-models/handoff.tar.gz}"
