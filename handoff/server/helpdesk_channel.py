@@ -10,6 +10,12 @@ conversation and triggers ``EXTERNAL_handback`` so the bot picks up where the ag
 optional ``wrap_up`` (the agent's wrap-up) is kept with the hand-back note, once its intent, if it
 names one, is found in the model's domain.
 
+Each ``event_id`` is done once, across every Rasa process (the shared handoff database). A process
+that dies in the middle of an event leaves it unrecorded, and the balancer sends it to another
+one: a message that was already pushed is found in the tracker by its ``helpdesk_event_id``
+metadata (a duplicate, not pushed again), and a hand-back that ended the handoff but did not give
+the conversation back to the bot is finished.
+
 Configure it in ``credentials.yml``::
 
     handoff.server.helpdesk_channel.HelpdeskInput:
@@ -82,6 +88,25 @@ class HandoffSettingsError(RasaException):
 
 class BodyTooLarge(Exception):
     """A request body is larger than the configured limit."""
+
+
+#: The metadata key of a pushed message that names the helpdesk event it came from.
+EVENT_ID_KEY = "helpdesk_event_id"
+
+
+def tagged(event: BotUttered, event_id: str) -> BotUttered:
+    """``event`` with the helpdesk event's id in its metadata (see :func:`already_pushed`)."""
+    event.metadata = {**(event.metadata or {}), EVENT_ID_KEY: event_id}
+    return event
+
+
+def already_pushed(tracker: Any, event_id: str) -> bool:
+    """Whether the conversation has the message of helpdesk event ``event_id`` (a replica pushed it
+    and died before recording the event as done)."""
+    for event in reversed(list(getattr(tracker, "events", None) or [])):
+        if isinstance(event, BotUttered) and (event.metadata or {}).get(EVENT_ID_KEY) == event_id:
+            return True
+    return False
 
 
 def _error(status: int, message: str) -> HTTPResponse:
@@ -259,16 +284,23 @@ class HelpdeskInput(InputChannel):
             # Checked again inside the lock: a concurrent retry or a restart may have won.
             if await asyncio.to_thread(store.inbound_seen, event_id):
                 return response.json({"status": "duplicate", "event_id": event_id})
+            kind = body["event"]
             handoff = await asyncio.to_thread(store.get_handoff, handoff_id)
-            if handoff is None or not handoff.is_active:
+            tracker = await agent.processor.get_tracker(conversation_id)
+            if already_pushed(tracker, event_id):
+                # A replica pushed this event's message and died before it recorded the event;
+                # the balancer sent the retry here.
+                await asyncio.to_thread(store.record_inbound, event_id, handoff_id, kind)
+                return response.json({"status": "duplicate", "event_id": event_id})
+            unfinished = kind == "agent.handback" and await self._unfinished_handback(store, handoff, tracker)
+            if (handoff is None or not handoff.is_active) and not unfinished:
                 cause = handoff.end_cause if handoff else None
                 return _error(409, f"the handoff is not active (ended: {cause})")
-            tracker = await agent.processor.get_tracker(conversation_id)
             output = output_channel_for(request.app, tracker)
             agent_name = (body.get("agent") or {}).get("name") or "A colleague"
-            kind = body["event"]
             if kind == "agent.handback":
-                if not await asyncio.to_thread(store.end_handoff, handoff_id, EndCause.HANDED_BACK):
+                ended = await asyncio.to_thread(store.end_handoff, handoff_id, EndCause.HANDED_BACK)
+                if not ended and not unfinished:
                     return _error(409, "the handoff is not active")
                 # The agent dealt with it: a later contact is not "the same unresolved issue".
                 await asyncio.to_thread(store.note_resolved, conversation_id)
@@ -282,7 +314,8 @@ class HelpdeskInput(InputChannel):
                 moved = await asyncio.to_thread(store.transfer, handoff_id, body["queue"], settings.no_agent_timeout)
                 if moved is None:
                     return _error(409, "the handoff is not active")
-                await push(agent, tracker, output, await self._transferred_notice(agent, tracker, output, body["queue"]))
+                notice = await self._transferred_notice(agent, tracker, output, body["queue"])
+                await push(agent, tracker, output, tagged(notice, event_id))
             else:
                 await asyncio.to_thread(store.mark_assigned, handoff_id, agent_name)
                 if kind == "agent.joined":
@@ -292,7 +325,7 @@ class HelpdeskInput(InputChannel):
                         text=body["text"],
                         metadata={"handoff_role": "agent", "agent_name": agent_name, **language_of(tracker)},
                     )
-                await push(agent, tracker, output, event)
+                await push(agent, tracker, output, tagged(event, event_id))
             await asyncio.to_thread(store.record_inbound, event_id, handoff_id, kind)
         logger.info("helpdesk event %s for handoff %s done", kind, handoff_id)
         return response.json({"status": "ok", "event_id": event_id})
@@ -336,6 +369,16 @@ class HelpdeskInput(InputChannel):
             text=text,
             metadata={"handoff_role": "notice", "notice": "transferred", "queue": queue, **language_of(tracker)},
         )
+
+    @staticmethod
+    async def _unfinished_handback(store: Any, handoff: Any, tracker: Any) -> bool:
+        """Whether a replica ended this handoff as handed back and died before the bot took the
+        conversation back: still paused, and no other handoff of the conversation active."""
+        if handoff is None or handoff.is_active or handoff.end_cause != EndCause.HANDED_BACK.value:
+            return False
+        if not (hasattr(tracker, "is_paused") and tracker.is_paused()):
+            return False
+        return await asyncio.to_thread(store.active_handoff, handoff.conversation_id) is None
 
     @staticmethod
     async def _joined_notice(agent: Any, tracker: DialogueStateTracker, output: OutputChannel, agent_name: str) -> BotUttered:

@@ -22,6 +22,11 @@ process's claim), the turn runs again and finds that handoff; the handoff's tran
 holds the message, so the relay (handoff/server/broker.py) does not send it to the helpdesk again
 (:func:`in_transcript`).
 
+Rasa gives up on a conversation's lock (``LockError``) when the message waited longer than the
+lock's lifetime, e.g. behind a replica that died holding the lock and a turn that ran after it;
+Rasa's REST channel would then answer 200 with no reply, and the message would be lost. The turn
+had not started, so it is tried again (``LOCK_ATTEMPTS`` times in all).
+
 The claims and replies live in Redis when the lock store is Redis (endpoints.scaled.yml: the same
 server, database and key prefix, ``<prefix>:message:<hash>``), in the process otherwise.
 """
@@ -51,6 +56,8 @@ logger = logging.getLogger(__name__)
 POLL_SECONDS = 0.1
 #: Beyond the claim's lifetime, how long a waiting process waits before it takes over anyway.
 CLAIM_GRACE_SECONDS = 5.0
+#: How many times a message is given to Rasa when it gives up on the conversation's lock.
+LOCK_ATTEMPTS = 3
 
 _stores: dict[int, ReplyStore] = {}
 _memory: MemoryReplyStore | None = None
@@ -178,11 +185,29 @@ class OnceHandler:
     async def __call__(self, message: UserMessage) -> Any:
         await self.handle(message)
 
+    async def _run_turn(self, message: UserMessage) -> None:
+        """``on_new_message``, again when Rasa gave up on the lock before the turn started."""
+        from rasa.core.lock_store import LockError
+
+        for attempt in range(1, LOCK_ATTEMPTS + 1):
+            try:
+                await self.on_new_message(message)
+                return
+            except LockError:
+                if attempt == LOCK_ATTEMPTS:
+                    raise
+                logger.warning(
+                    "message %s of %s: Rasa gave up waiting for the conversation lock; trying again",
+                    message.message_id,
+                    message.sender_id,
+                )
+                await asyncio.sleep(POLL_SECONDS)
+
     async def handle(self, message: UserMessage) -> bool:
         """Run ``message``'s turn, or answer it with the reply of an earlier one: True then."""
         key = message_id(message)
         if key is None:
-            await self.on_new_message(message)
+            await self._run_turn(message)
             return False
         message.message_id = key
         agent = self.agent
@@ -223,7 +248,7 @@ class OnceHandler:
                     await replay(message.output_channel, sender, saved)
                     return True
                 await self._note_recorded_handoff(sender, key, dead_claim_at, seconds)
-            await self.on_new_message(message)
+            await self._run_turn(message)
         except BaseException:
             recorder.stop()
             if owner is not None:

@@ -37,6 +37,7 @@ from tests.scaled_stack import (
     scaled_deployment,
     user_texts,
 )
+from tests.support import helpdesk_event, signed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(240)]
 
@@ -70,36 +71,66 @@ def plans() -> dict[str, list[str]]:
     }
 
 
-async def drive(deployment, conversations: dict[str, list[str]]) -> tuple[Customers, dict]:
-    """Every conversation at once through the balancer; kill a replica when a third is answered."""
+AGENT_TEXT = "Hello, Sanne here. I can see order 4711."
+
+
+async def agent_writes(session: aiohttp.ClientSession, url: str, helpdesk, sender: str, answers: dict) -> None:
+    """The agent answers once the handoff arrived: a signed agent.message through the balancer,
+    sent again with the same event_id after a 5xx or no answer (as the contract asks of a helpdesk)."""
+    [requested] = await asyncio.to_thread(helpdesk.wait_for, "handoff.requested", sender, 1, 120)
+    body = helpdesk_event("agent.message", requested["handoff_id"], sender, text=AGENT_TEXT)
+    for _ in range(3):
+        raw, headers = signed(body)  # the same event_id, signed again
+        try:
+            async with session.post(f"{url}/webhooks/helpdesk/webhook", data=raw, headers=headers) as answer:
+                answers[sender] = (answer.status, await answer.text())
+                if answer.status < 500:
+                    return
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            answers[sender] = (None, repr(exc))
+        await asyncio.sleep(0.5)
+
+
+async def drive(deployment, helpdesk, conversations: dict[str, list[str]]) -> tuple[Customers, dict]:
+    """Every conversation at once through the balancer, an agent answering each handoff; kill a
+    replica when a third of the messages are answered."""
     total = sum(len(script) for script in conversations.values())
     customers = Customers(deployment.url)
     started = time.monotonic()
+    agent_answers: dict[str, tuple] = {}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=150)) as session:
         talking = [asyncio.create_task(customers.conversation(session, sender, script)) for sender, script in conversations.items()]
+        talking += [
+            asyncio.create_task(agent_writes(session, deployment.url, helpdesk, sender, agent_answers))
+            for sender, script in conversations.items()
+            if script is HANDOFF_SCRIPT
+        ]
         await customers.when_answered(int(total * KILL_AFTER)).wait()
         kill = {"in_flight": customers.in_flight, "answered_before": customers.answered}
         await asyncio.to_thread(deployment.kill, KILLED)
         kill["at"] = time.monotonic() - started
-        kill["unanswered"] = await asyncio.gather(*talking)
+        kill["unanswered"] = [texts for texts in await asyncio.gather(*talking) if texts]
     kill["seconds"] = time.monotonic() - started
+    kill["agent_answers"] = agent_answers
     return customers, kill
 
 
 def test_killing_a_replica_mid_load_loses_no_message_and_handles_none_twice(deployment, helpdesk):
     conversations = plans()
     total = sum(len(script) for script in conversations.values())
-    customers, kill = asyncio.run(drive(deployment, conversations))
+    customers, kill = asyncio.run(drive(deployment, helpdesk, conversations))
     in_flight, unanswered = kill["in_flight"], kill["unanswered"]
     assert in_flight > 0, "the replica was killed while no message was in flight"
 
     # Every message answered, the first time the customer sent it.
     assert customers.errors == [] and customers.resent == 0
-    assert [texts for texts in unanswered if texts] == []
+    assert unanswered == []
+    # The agent's message of every handoff was taken (once: see the trackers below).
+    handoffs = [sender for sender, script in conversations.items() if script is HANDOFF_SCRIPT]
+    assert {sender: answer[0] for sender, answer in kill["agent_answers"].items()} == dict.fromkeys(handoffs, 200)
 
     # Each conversation holds what its customer said, each message once, in order.
     lost = duplicated = 0
-    handoffs = [sender for sender, script in conversations.items() if script is HANDOFF_SCRIPT]
     for sender, script in conversations.items():
         answer = requests.get(f"{deployment.url}/conversations/{sender}/tracker", timeout=30)
         answer.raise_for_status()
@@ -108,6 +139,8 @@ def test_killing_a_replica_mid_load_loses_no_message_and_handles_none_twice(depl
         lost += sum((wanted - said).values())
         duplicated += sum((said - wanted).values())
         assert user_texts(answer.json()) == script, sender
+        agent_turns = [e["text"] for e in answer.json()["events"] if (e.get("metadata") or {}).get("handoff_role") == "agent"]
+        assert agent_turns == ([AGENT_TEXT] if sender in handoffs else []), sender
 
     # Every handoff reached the helpdesk once, and every message written during it was relayed once.
     for sender in handoffs:

@@ -240,3 +240,22 @@ async def test_a_claim_left_before_the_handoff_was_recorded_is_relayed(fresh_sto
     assert fresh_store.claim("anna", "m-11", 0.3)  # a message during the handoff, whose replica died
     await handler(Turns()).handle(message("my parcel never came", "m-11"))
     assert not idempotency.in_transcript("anna", "m-11")
+
+
+async def test_a_message_rasa_gave_up_the_lock_for_is_given_again():
+    """Rasa raises LockError before the turn starts when the message waited past the lock's
+    lifetime; its REST channel would answer 200 with nothing and the message would be lost."""
+    from rasa.core.lock_store import LockError
+
+    class LockLostOnce(Turns):
+        async def __call__(self, msg):
+            if not self.handled:
+                self.handled.append(None)
+                raise LockError("Could not acquire lock")
+            await super().__call__(msg)
+
+    for key in ("m-1", None):
+        turns = LockLostOnce()
+        msg = message("hello", key)
+        await handler(turns).handle(msg)
+        assert turns.handled == [None, "hello"] and texts(msg) == ["answer to hello"]
