@@ -9,6 +9,8 @@ export REPLICAS="${1:-${REPLICAS:-2}}"
 export RASA_PORT="${RASA_PORT:-5005}" ACTIONS_PORT="${ACTIONS_PORT:-5055}" HELPDESK_PORT="${HELPDESK_PORT:-5080}"
 export WEBCHAT_PORT="${WEBCHAT_PORT:-5090}"
 export PYTHONUNBUFFERED=1 SQLALCHEMY_SILENCE_UBER_WARNING=1 TF_CPP_MIN_LOG_LEVEL=2
+# As scripts/run.sh: the model reads messages with the kernels it was trained with (Makefile).
+export TF_ENABLE_ONEDNN_OPTS="${TF_ENABLE_ONEDNN_OPTS:-0}"
 mkdir -p var
 bin=.venv/bin
 # As scripts/run.sh: outside development the HTTP API of every replica needs a token.
