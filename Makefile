@@ -33,7 +33,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt constraints.txt pyproj
 train: $(MODEL) ## Train the model when data, domain or config changed
 
 $(MODEL): $(VENV)/.installed $(TRAINING_FILES)
-	@echo "==> training (about 2 minutes)"
+	@echo "==> training (5 to 10 minutes on 2 cores)"
 	@start=$$(date +%s); $(BIN)/rasa train --fixed-model-name handoff --out models --quiet \
 		&& touch $(MODEL) && echo "==> trained in $$(( $$(date +%s) - start )) s"
 

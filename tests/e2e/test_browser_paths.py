@@ -7,6 +7,7 @@ messages' metadata) and the window's language, and saves results/browser/<path>.
 from __future__ import annotations
 
 import re
+import time
 import uuid
 
 import pytest
@@ -262,3 +263,32 @@ def test_start_over_clears_the_chat(stack, helpdesk, chat):
     assert "northwind.webchat.items" not in keys
     shoot(chat, "restart")
     assert uuid.UUID(hex=session(chat))
+
+
+def test_a_message_never_acknowledged_is_sent_again_after_a_reload_and_handled_once(stack, helpdesk, chat):
+    """The page closed before the server acknowledged a message: the reloaded chat resumes the
+    session and sends it again with its id; sent a second time after that, the server answers it
+    from its store and the conversation still holds it once."""
+    from playwright.sync_api import expect
+
+    conversation = session(chat)
+    text = "what are your opening hours?"
+    pending = [{"message_id": f"resend-{uuid.uuid4().hex}", "text": text}]
+    chat.evaluate("p => localStorage.setItem('northwind.webchat.pending', JSON.stringify(p))", pending)
+    chat.reload()
+    expect(chat.locator("body")).to_have_attribute("data-session", conversation)
+    expect(chat.locator(".from-bot .bubble").last).to_contain_text("Customer service is available Monday to Friday")
+    assert chat.evaluate("JSON.parse(localStorage.getItem('northwind.webchat.pending') || '[]')") == []
+
+    # The same message again, as after a second reconnect: not handled twice.
+    chat.evaluate("p => localStorage.setItem('northwind.webchat.pending', JSON.stringify(p))", pending)
+    chat.reload()
+    expect(chat.locator("body")).to_have_attribute("data-session", conversation)
+    deadline = time.time() + 20
+    while chat.evaluate("JSON.parse(localStorage.getItem('northwind.webchat.pending') || '[]')") and time.time() < deadline:
+        time.sleep(0.2)
+    assert chat.evaluate("JSON.parse(localStorage.getItem('northwind.webchat.pending') || '[]')") == []
+    user_texts = [e.get("text") for e in stack.tracker(conversation)["events"] if e["event"] == "user"]
+    assert user_texts == [text]
+    last_bot_is_the_assistant(chat, "en")
+    shoot(chat, "resent-after-reload")
