@@ -361,7 +361,7 @@
       pending.slice().forEach(function (message) { emit(message.text, message.message_id); });
     } else if (pending.length) {
       pending = [];
-      save("pending", pending);
+      savePending();
     }
     while (outbox.length) { emit(outbox.shift()); }
   });
@@ -410,9 +410,18 @@
     return Array.prototype.map.call(bytes, function (b) { return (b < 16 ? "0" : "") + b.toString(16); }).join("");
   }
 
+  // The unacknowledged messages, kept only while there are any (start over leaves no key behind,
+  // also when the acknowledgement of its /restart arrives after the storage was emptied).
+  function savePending() {
+    if (pending.length) { save("pending", pending); return; }
+    try { window.localStorage.removeItem(STORE + "pending"); } catch (e) { /* private mode */ }
+  }
+
   function acknowledged(messageId) {
-    pending = pending.filter(function (message) { return message.message_id !== messageId; });
-    save("pending", pending);
+    var left = pending.filter(function (message) { return message.message_id !== messageId; });
+    if (left.length === pending.length) { return; }
+    pending = left;
+    savePending();
   }
 
   // A new message gets a new id; a message sent again (messageId given) keeps its own.
@@ -420,7 +429,7 @@
     var id = messageId || newMessageId();
     if (!messageId) {
       pending.push({ message_id: id, text: text });
-      save("pending", pending);
+      savePending();
     }
     socket.emit("user_uttered", { message: text, message_id: id, session_id: sessionId, metadata: metadata() },
       function () { acknowledged(id); });
