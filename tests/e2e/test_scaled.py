@@ -39,7 +39,7 @@ from tests.scaled_stack import (
 )
 from tests.support import helpdesk_event, signed
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.e2e, pytest.mark.scaled, pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(240)]
 
 CONVERSATIONS = 20
 HANDOFF_EVERY = 4  # conversations 0, 4, 8, 12, 16 hand off
