@@ -56,6 +56,29 @@ HANDOFF_SCRIPT = [
 HANDOFF_AT = HANDOFF_SCRIPT.index("I want to talk to a person")
 
 
+def shared_stores_env(database_url: str, redis_url: str, redis_prefix: str) -> dict[str, str]:
+    """What endpoints.scaled.yml and credentials.scaled.yml read: the PostgreSQL tracker store and
+    handoff database, and Redis (locks, stored replies, socket.io) under ``redis_prefix``."""
+    from sqlalchemy.engine import make_url
+
+    db, red = make_url(database_url), make_url(redis_url)
+    return {
+        "HANDOFF_DATABASE_URL": database_url,
+        "POSTGRES_HOST": db.host or "127.0.0.1",
+        "POSTGRES_PORT": str(db.port or 5432),
+        "POSTGRES_DB": db.database or "",
+        "POSTGRES_USER": db.username or "postgres",
+        "POSTGRES_PASSWORD": db.password or "",
+        "REDIS_HOST": red.host or "127.0.0.1",
+        "REDIS_PORT": str(red.port or 6379),
+        "REDIS_DB": str(red.database or 0),
+        "REDIS_PASSWORD": red.password or "",
+        "REDIS_KEY_PREFIX": redis_prefix,
+        "SOCKETIO_REDIS_URL": redis_url,
+        "SOCKETIO_REDIS_CHANNEL": f"socketio-{redis_prefix}",
+    }
+
+
 @contextlib.contextmanager
 def postgres_database(admin_url: str = POSTGRES_URL) -> Iterator[str]:
     """A fresh database (``handoff_scaled_<random>``) on the PostgreSQL at ``admin_url``, dropped afterwards."""
@@ -100,9 +123,6 @@ def scaled_deployment(
     **env: str,
 ) -> Deployment:
     """A :class:`Deployment` of ``replicas`` Rasa processes on free loopback ports (not started)."""
-    from sqlalchemy.engine import make_url
-
-    db, red = make_url(database_url), make_url(redis_url)
     topology = Topology.on_ports(
         replicas,
         ports=[free_port() for _ in range(replicas + 1)],
@@ -122,19 +142,7 @@ def scaled_deployment(
         "ACTIONS_PORT": str(topology.actions_port),
         "RASA_URL": f"http://127.0.0.1:{topology.rasa_port}",
         "ACTIONS_URL": f"http://127.0.0.1:{topology.actions_port}/webhook",
-        "HANDOFF_DATABASE_URL": database_url,
-        "POSTGRES_HOST": db.host or "127.0.0.1",
-        "POSTGRES_PORT": str(db.port or 5432),
-        "POSTGRES_DB": db.database or "",
-        "POSTGRES_USER": db.username or "postgres",
-        "POSTGRES_PASSWORD": db.password or "",
-        "REDIS_HOST": red.host or "127.0.0.1",
-        "REDIS_PORT": str(red.port or 6379),
-        "REDIS_DB": str(red.database or 0),
-        "REDIS_PASSWORD": red.password or "",
-        "REDIS_KEY_PREFIX": redis_prefix,
-        "SOCKETIO_REDIS_URL": redis_url,
-        "SOCKETIO_REDIS_CHANNEL": f"socketio-{redis_prefix}",
+        **shared_stores_env(database_url, redis_url, redis_prefix),
         "TICKET_LOCK_LIFETIME": str(lock_lifetime),
         "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
         "TF_CPP_MIN_LOG_LEVEL": "2",

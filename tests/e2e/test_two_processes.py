@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 from handoff.conversation import is_external
 from handoff.settings import PROJECT_ROOT
 from handoff.store import DELIVERED, HandoffStore, new_event
+from tests.scaled_stack import shared_stores_env
 from tests.stack import BIN, MODEL, Stack, free_port
 from tests.support import Receiver, helpdesk_event, signed
 
@@ -136,25 +137,11 @@ class TwoProcessStack(Stack):
     """An action server and two Rasa processes with endpoints.scaled.yml / credentials.scaled.yml."""
 
     def __init__(self, workdir: Path, webhook_url: str, database_url: str, redis_prefix: str) -> None:
-        db = make_url(database_url)
-        red = make_url(REDIS_URL)
         super().__init__(workdir, webhook_url=webhook_url)
         self.env.update(
             {
                 "ACTIONS_URL": f"http://127.0.0.1:{self.actions_port}/webhook",
-                "HANDOFF_DATABASE_URL": database_url,
-                "POSTGRES_HOST": db.host or "127.0.0.1",
-                "POSTGRES_PORT": str(db.port or 5432),
-                "POSTGRES_DB": db.database,
-                "POSTGRES_USER": db.username or "postgres",
-                "POSTGRES_PASSWORD": db.password or "",
-                "REDIS_HOST": red.host or "127.0.0.1",
-                "REDIS_PORT": str(red.port or 6379),
-                "REDIS_DB": str(red.database or 0),
-                "REDIS_PASSWORD": red.password or "",
-                "REDIS_KEY_PREFIX": redis_prefix,
-                "SOCKETIO_REDIS_URL": REDIS_URL,
-                "SOCKETIO_REDIS_CHANNEL": f"socketio-{redis_prefix}",
+                **shared_stores_env(database_url, REDIS_URL, redis_prefix),
             }
         )
         self.a = RasaProcess("rasa-a", free_port())
