@@ -34,6 +34,8 @@ class StandInAssistant:
         self.received: list[tuple[dict[str, str], dict[str, Any]]] = []
         self.status = 200
         self.answer: dict[str, Any] = {"status": "ok"}
+        # Answered first, one per request, before ``status``: (status, headers).
+        self.failures: list[tuple[int, dict[str, str]]] = []
         self.app = web.Application()
         self.app.router.add_post("/webhooks/helpdesk/webhook", self._handle)
 
@@ -44,6 +46,9 @@ class StandInAssistant:
         except SignatureError as exc:
             return web.json_response({"message": str(exc)}, status=401)
         self.received.append((dict(request.headers), json.loads(raw)))
+        if self.failures:
+            status, headers = self.failures.pop(0)
+            return web.json_response({"error": "temporary failure"}, status=status, headers=headers)
         return web.json_response(self.answer, status=self.status)
 
     @property

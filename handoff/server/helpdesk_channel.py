@@ -14,7 +14,9 @@ Each ``event_id`` is done once, across every Rasa process (the shared handoff da
 that dies in the middle of an event leaves it unrecorded, and the balancer sends it to another
 one: a message that was already pushed is found in the tracker by its ``helpdesk_event_id``
 metadata (a duplicate, not pushed again), and a hand-back that ended the handoff but did not give
-the conversation back to the bot is finished.
+the conversation back to the bot is finished. An event that cannot have the conversation's lock
+within its lifetime is answered 503 with ``Retry-After``: nothing of it was done, and the helpdesk
+sends it again with the same ``event_id``.
 
 Configure it in ``credentials.yml``::
 
@@ -35,6 +37,7 @@ from rasa.core.channels.channel import (
     OutputChannel,
     UserMessage,
 )
+from rasa.core.lock_store import LockError
 from rasa.shared.core.events import BotUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
@@ -58,6 +61,8 @@ logger = logging.getLogger(__name__)
 
 JOINED_RESPONSE = "utter_handoff_agent_joined"
 TRANSFERRED_RESPONSE = "utter_handoff_transferred"
+#: ``Retry-After`` of the 503 answered when the conversation's lock could not be had in time.
+BUSY_RETRY_AFTER_SECONDS = 1
 
 # The schema's "uuid" format lets through forms Python's uuid module reads (extra dashes, ...);
 # ids are stored and compared as text, so only the canonical 36 characters are taken.
@@ -280,53 +285,71 @@ class HelpdeskInput(InputChannel):
         if not await agent.tracker_store.exists(conversation_id):
             return _error(404, "unknown conversation")
 
-        async with agent.lock_store.lock(conversation_id):
-            # Checked again inside the lock: a concurrent retry or a restart may have won.
-            if await asyncio.to_thread(store.inbound_seen, event_id):
-                return response.json({"status": "duplicate", "event_id": event_id})
-            kind = body["event"]
-            handoff = await asyncio.to_thread(store.get_handoff, handoff_id)
-            tracker = await agent.processor.get_tracker(conversation_id)
-            if already_pushed(tracker, event_id):
-                # A replica pushed this event's message and died before it recorded the event;
-                # the balancer sent the retry here.
-                await asyncio.to_thread(store.record_inbound, event_id, handoff_id, kind)
-                return response.json({"status": "duplicate", "event_id": event_id})
-            unfinished = kind == "agent.handback" and await self._unfinished_handback(store, handoff, tracker)
-            if (handoff is None or not handoff.is_active) and not unfinished:
-                cause = handoff.end_cause if handoff else None
-                return _error(409, f"the handoff is not active (ended: {cause})")
-            output = output_channel_for(request.app, tracker)
-            agent_name = (body.get("agent") or {}).get("name") or "A colleague"
-            if kind == "agent.handback":
-                ended = await asyncio.to_thread(store.end_handoff, handoff_id, EndCause.HANDED_BACK)
-                if not ended and not unfinished:
-                    return _error(409, "the handoff is not active")
-                # The agent dealt with it: a later contact is not "the same unresolved issue".
-                await asyncio.to_thread(store.note_resolved, conversation_id)
-                await asyncio.to_thread(store.record_note, handoff_id, body.get("note"))
-                if wrap_up is not None:
-                    await asyncio.to_thread(
-                        store.record_wrap_up, handoff_id, conversation_id, wrap_up, agent_name, body.get("note")
-                    )
-                await take_back(agent, tracker, output)
-            elif kind == "agent.transferred":
-                moved = await asyncio.to_thread(store.transfer, handoff_id, body["queue"], settings.no_agent_timeout)
-                if moved is None:
-                    return _error(409, "the handoff is not active")
-                notice = await self._transferred_notice(agent, tracker, output, body["queue"])
-                await push(agent, tracker, output, tagged(notice, event_id))
-            else:
-                await asyncio.to_thread(store.mark_assigned, handoff_id, agent_name)
-                if kind == "agent.joined":
-                    event = await self._joined_notice(agent, tracker, output, agent_name)
-                else:
-                    event = BotUttered(
-                        text=body["text"],
-                        metadata={"handoff_role": "agent", "agent_name": agent_name, **language_of(tracker)},
-                    )
-                await push(agent, tracker, output, tagged(event, event_id))
+        try:
+            async with agent.lock_store.lock(conversation_id):
+                return await self._apply(request, body, store, wrap_up)
+        except LockError:
+            # The conversation's turns queue for its lock, and this event waited longer than the
+            # lock's lifetime. Nothing of it was done: the helpdesk sends it again (same event_id).
+            logger.warning("helpdesk event %s for handoff %s: the conversation stayed busy; asked to send it again", body["event"], handoff_id)
+            return response.json(
+                {"error": "the conversation is busy: send the same event again", "event_id": event_id},
+                status=503,
+                headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)},
+            )
+
+    async def _apply(self, request: Request, body: dict[str, Any], store: Any, wrap_up: dict[str, Any] | None) -> HTTPResponse:
+        """Do what the event asks, under the conversation's lock."""
+        settings = get_settings()
+        agent = request.app.ctx.agent
+        event_id, handoff_id = body["event_id"], body["handoff_id"]
+        conversation_id = body["conversation_id"]
+        # Checked again inside the lock: a concurrent retry or a restart may have won.
+        if await asyncio.to_thread(store.inbound_seen, event_id):
+            return response.json({"status": "duplicate", "event_id": event_id})
+        kind = body["event"]
+        handoff = await asyncio.to_thread(store.get_handoff, handoff_id)
+        tracker = await agent.processor.get_tracker(conversation_id)
+        if already_pushed(tracker, event_id):
+            # A replica pushed this event's message and died before it recorded the event;
+            # the balancer sent the retry here.
             await asyncio.to_thread(store.record_inbound, event_id, handoff_id, kind)
+            return response.json({"status": "duplicate", "event_id": event_id})
+        unfinished = kind == "agent.handback" and await self._unfinished_handback(store, handoff, tracker)
+        if (handoff is None or not handoff.is_active) and not unfinished:
+            cause = handoff.end_cause if handoff else None
+            return _error(409, f"the handoff is not active (ended: {cause})")
+        output = output_channel_for(request.app, tracker)
+        agent_name = (body.get("agent") or {}).get("name") or "A colleague"
+        if kind == "agent.handback":
+            ended = await asyncio.to_thread(store.end_handoff, handoff_id, EndCause.HANDED_BACK)
+            if not ended and not unfinished:
+                return _error(409, "the handoff is not active")
+            # The agent dealt with it: a later contact is not "the same unresolved issue".
+            await asyncio.to_thread(store.note_resolved, conversation_id)
+            await asyncio.to_thread(store.record_note, handoff_id, body.get("note"))
+            if wrap_up is not None:
+                await asyncio.to_thread(
+                    store.record_wrap_up, handoff_id, conversation_id, wrap_up, agent_name, body.get("note")
+                )
+            await take_back(agent, tracker, output)
+        elif kind == "agent.transferred":
+            moved = await asyncio.to_thread(store.transfer, handoff_id, body["queue"], settings.no_agent_timeout)
+            if moved is None:
+                return _error(409, "the handoff is not active")
+            notice = await self._transferred_notice(agent, tracker, output, body["queue"])
+            await push(agent, tracker, output, tagged(notice, event_id))
+        else:
+            await asyncio.to_thread(store.mark_assigned, handoff_id, agent_name)
+            if kind == "agent.joined":
+                event = await self._joined_notice(agent, tracker, output, agent_name)
+            else:
+                event = BotUttered(
+                    text=body["text"],
+                    metadata={"handoff_role": "agent", "agent_name": agent_name, **language_of(tracker)},
+                )
+            await push(agent, tracker, output, tagged(event, event_id))
+        await asyncio.to_thread(store.record_inbound, event_id, handoff_id, kind)
         logger.info("helpdesk event %s for handoff %s done", kind, handoff_id)
         return response.json({"status": "ok", "event_id": event_id})
 

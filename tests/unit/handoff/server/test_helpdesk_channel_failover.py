@@ -134,3 +134,26 @@ def test_a_stale_hand_back_does_not_end_a_newer_handoff(store, rasa):
     rasa.tracker.update(ConversationPaused())
     answer = post(client(rasa), helpdesk_event("agent.handback", old, CONVERSATION))
     assert answer.status == 409 and rasa.taken_back == []
+
+
+def test_an_event_that_cannot_have_the_conversations_lock_in_time_is_answered_503_and_done_later(store, rasa):
+    from rasa.core.lock_store import LockError
+
+    handoff_id = open_handoff(store)
+    body = helpdesk_event("agent.message", handoff_id, CONVERSATION, text="Found it, it ships today.")
+    taken = rasa.lock_store.lock
+
+    @contextlib.asynccontextmanager
+    async def busy(_conversation_id: str):
+        raise LockError("Could not acquire lock")
+        yield
+
+    rasa.lock_store = SimpleNamespace(lock=busy)
+    answer = post(client(rasa), body)
+    assert answer.status == 503 and answer.headers["Retry-After"] == "1"
+    assert answer.json == {"error": "the conversation is busy: send the same event again", "event_id": body["event_id"]}
+    assert rasa.pushed == [] and not store.inbound_seen(body["event_id"])
+    # The helpdesk sends it again (the same event_id) once the conversation is free.
+    rasa.lock_store = SimpleNamespace(lock=taken)
+    assert post(client(rasa), body).json["status"] == "ok"
+    assert [event.text for event in rasa.pushed] == ["Found it, it ships today."]
