@@ -1,40 +1,46 @@
-"""Rasa's Redis lock store, safe when a replica dies holding a conversation's lock.
+"""Rasa's lock stores, safe when a replica dies holding a conversation's lock.
 
-Rasa serves a conversation's turns in order with a ticket lock (``rasa.core.lock``) kept in Redis
-when several processes share the conversations (endpoints.scaled.yml). Two things in Rasa's
-``RedisLockStore`` break when a replica is killed in the middle of a turn:
+Rasa serves a conversation's turns in order with a ticket lock (``rasa.core.lock``), kept in Redis
+when several processes share the conversations (endpoints.scaled.yml) and in the process
+otherwise (endpoints.yml). Two things in Rasa's stores break when a turn outlasts the lock's
+lifetime, above all when a replica is killed in the middle of a turn:
 
 1. A ticket expires ``lock_lifetime`` seconds after it was *issued*. A ticket taken while another
-   process holds the lock therefore expires about when the holder's does. When the holder dies,
-   the waiters' tickets expire within moments of the dead one; a waiter that does not look in
-   that moment (it looks once per ``wait_time_in_seconds``) finds its own ticket gone, and Rasa
-   then waits until the lock is deleted, which nobody does. The turn hangs and the customer's
-   request times out at the balancer.
-2. Each change is read, changed and written back without a transaction, so two processes that
-   take a ticket at the same moment can overwrite each other's ticket, which then waits the same
-   way.
+   turn holds the lock therefore expires about when the holder's does. When the holder dies (or
+   runs past the lifetime), the waiters' tickets expire within moments of its ticket; a waiter
+   that does not look in that moment (it looks once per ``wait_time_in_seconds``) finds its own
+   ticket gone, and Rasa then waits until the lock is deleted, which may never happen. The turn
+   hangs and the customer's request times out at the balancer.
+2. Rasa's ``RedisLockStore`` reads, changes and writes back each lock without a transaction, so
+   two processes that take a ticket at the same moment can overwrite each other's ticket, which
+   then waits the same way.
 
-:class:`HandoffRedisLockStore` keeps Rasa's algorithm (tickets served in the order they were
-taken, a lock that expires when its holder is gone) and changes two things:
+:class:`HandoffRedisLockStore` and :class:`HandoffInMemoryLockStore` keep Rasa's algorithm
+(tickets served in the order they were taken, a lock that expires when its holder is gone) and
+change two things:
 
-- A ticket lasts ``lock_lifetime`` from its owner's last sign of life. A waiting process renews
-  its ticket every time it looks, and the ticket is renewed once more when its turn starts, so
-  the turn has the whole lifetime. A dead process's ticket expires ``lock_lifetime`` after its
-  turn started or after it last looked.
-- Every change of a lock is one Redis transaction (``WATCH``/``MULTI``/``EXEC``, tried again when
-  another process changed the lock in between). A lock without tickets is deleted, and the key
-  expires with its last ticket, so a dead process leaves nothing behind.
+- A ticket lasts ``lock_lifetime`` from its owner's last sign of life. A waiting turn renews its
+  ticket every time it looks, and the ticket is renewed once more when the turn starts, so the
+  turn has the whole lifetime. A dead process's ticket expires ``lock_lifetime`` after its turn
+  started or after it last looked.
+- Every change of a lock is one step: one Redis transaction (``WATCH``/``MULTI``/``EXEC``, tried
+  again when another process changed the lock in between). A lock without tickets is deleted,
+  and a Redis key expires with its last ticket, so a dead process leaves nothing behind.
 
 A waiter whose ticket is gone all the same (its process did not look for a whole lifetime, e.g.
 a blocked event loop) gets Rasa's ``LockError`` at once rather than waiting forever; the REST and
-socket.io channels then give the message to Rasa again (handoff/server/idempotency.py).
+socket.io channels then give the message to Rasa again (handoff/server/idempotency.py), and the
+helpdesk channel answers 503 so that the helpdesk sends its event again.
 
-Configure it in the endpoints in place of ``type: redis``, with the same keys::
+Configure them in the endpoints in place of ``type: redis`` (the same keys) and ``type: in_memory``::
 
     lock_store:
       type: handoff.server.lock_store.HandoffRedisLockStore
       url: ${REDIS_HOST}
       port: ${REDIS_PORT}
+
+    lock_store:
+      type: handoff.server.lock_store.HandoffInMemoryLockStore
 """
 
 from __future__ import annotations
@@ -49,7 +55,7 @@ from typing import Any, TypeVar
 
 from rasa.core import lock_store as rasa_lock_store
 from rasa.core.lock import Ticket, TicketLock
-from rasa.core.lock_store import LockError, RedisLockStore
+from rasa.core.lock_store import InMemoryLockStore, LockError, RedisLockStore
 from rasa.utils.endpoints import EndpointConfig
 
 logger = logging.getLogger(__name__)
@@ -65,51 +71,25 @@ def _ticket(lock: TicketLock, number: int) -> Ticket | None:
     return next((ticket for ticket in lock.tickets if ticket.number == number), None)
 
 
-class HandoffRedisLockStore(RedisLockStore):
-    """Rasa's ``RedisLockStore`` with tickets kept alive by their waiting owner and atomic changes.
+class KeptAliveTickets:
+    """Rasa's ticket lock with tickets renewed by their waiting owner (see the module).
 
-    Takes the keyword arguments of ``RedisLockStore`` (``host``, ``port``, ``db``, ``password``,
-    ``key_prefix``, ...), or the ``lock_store`` section of the endpoints as Rasa passes it.
+    Mixed into a Rasa ``LockStore``; the store gives :meth:`_change`, which applies one change of
+    a conversation's lock atomically.
     """
-
-    def __init__(self, endpoint_config: EndpointConfig | None = None, **kwargs: Any) -> None:
-        if endpoint_config is not None:
-            kwargs = {
-                "host": endpoint_config.url or "localhost",
-                **endpoint_config.kwargs,
-                **kwargs,
-            }
-        super().__init__(**kwargs)
-
-    # -- one transaction per change -----------------------------------------------------------------
 
     def _change(
         self,
         conversation_id: str,
         change: Callable[[TicketLock | None], tuple[TicketLock | None, T]],
     ) -> T:
-        """Apply ``change`` to the conversation's lock in one Redis transaction.
+        """Apply ``change`` to the conversation's lock as one step.
 
         ``change`` gets the stored lock (None when there is none) and returns the lock to store
-        (None, or one without tickets: the key is deleted) and a result, which is returned. It may
-        run more than once (when another process changed the lock meanwhile), so it only looks at
-        what it is given.
+        (None, or one without tickets: the lock is deleted) and a result, which is returned. It
+        may run more than once, so it only looks at what it is given.
         """
-        key = self.key_prefix + conversation_id
-
-        def transaction(pipe: Any) -> T:
-            raw = pipe.get(key)
-            lock = TicketLock.from_dict(json.loads(raw)) if raw else None
-            new, result = change(lock)
-            pipe.multi()
-            if new is None or not new.tickets:
-                pipe.delete(key)
-            else:
-                last = max(ticket.expires for ticket in new.tickets)
-                pipe.set(key, new.dumps(), px=max(1, int((last - time.time()) * 1000)) + 1000)
-            return result
-
-        return self.red.transaction(transaction, key, value_from_callable=True)
+        raise NotImplementedError
 
     def issue_ticket(
         self, conversation_id: str, lock_lifetime: float = rasa_lock_store.LOCK_LIFETIME
@@ -205,3 +185,71 @@ class HandoffRedisLockStore(RedisLockStore):
                 )
             waited = True
             await asyncio.sleep(pause)
+
+
+class HandoffRedisLockStore(KeptAliveTickets, RedisLockStore):
+    """Rasa's ``RedisLockStore`` with tickets kept alive by their waiting owner and atomic changes.
+
+    Takes the keyword arguments of ``RedisLockStore`` (``host``, ``port``, ``db``, ``password``,
+    ``key_prefix``, ...), or the ``lock_store`` section of the endpoints as Rasa passes it.
+    """
+
+    def __init__(self, endpoint_config: EndpointConfig | None = None, **kwargs: Any) -> None:
+        if endpoint_config is not None:
+            kwargs = {
+                "host": endpoint_config.url or "localhost",
+                **endpoint_config.kwargs,
+                **kwargs,
+            }
+        super().__init__(**kwargs)
+
+    # -- one transaction per change -----------------------------------------------------------------
+
+    def _change(
+        self,
+        conversation_id: str,
+        change: Callable[[TicketLock | None], tuple[TicketLock | None, T]],
+    ) -> T:
+        """Apply ``change`` to the conversation's lock in one Redis transaction.
+
+        ``change`` gets the stored lock (None when there is none) and returns the lock to store
+        (None, or one without tickets: the key is deleted) and a result, which is returned. It may
+        run more than once (when another process changed the lock meanwhile), so it only looks at
+        what it is given.
+        """
+        key = self.key_prefix + conversation_id
+
+        def transaction(pipe: Any) -> T:
+            raw = pipe.get(key)
+            lock = TicketLock.from_dict(json.loads(raw)) if raw else None
+            new, result = change(lock)
+            pipe.multi()
+            if new is None or not new.tickets:
+                pipe.delete(key)
+            else:
+                last = max(ticket.expires for ticket in new.tickets)
+                pipe.set(key, new.dumps(), px=max(1, int((last - time.time()) * 1000)) + 1000)
+            return result
+
+        return self.red.transaction(transaction, key, value_from_callable=True)
+
+
+class HandoffInMemoryLockStore(KeptAliveTickets, InMemoryLockStore):
+    """Rasa's ``InMemoryLockStore`` (one Rasa process) with tickets kept alive by their waiting
+    owner: a turn queued behind one that outlasts the lock's lifetime runs after it, rather than
+    waiting until the lock is deleted."""
+
+    def __init__(self, endpoint_config: EndpointConfig | None = None) -> None:
+        super().__init__()
+
+    def _change(
+        self,
+        conversation_id: str,
+        change: Callable[[TicketLock | None], tuple[TicketLock | None, T]],
+    ) -> T:
+        new, result = change(self.conversation_locks.get(conversation_id))
+        if new is None or not new.tickets:
+            self.conversation_locks.pop(conversation_id, None)
+        else:
+            self.conversation_locks[conversation_id] = new
+        return result

@@ -288,6 +288,12 @@ def test_a_message_never_acknowledged_is_sent_again_after_a_reload_and_handled_o
     while chat.evaluate("JSON.parse(localStorage.getItem('northwind.webchat.pending') || '[]')") and time.time() < deadline:
         time.sleep(0.2)
     assert chat.evaluate("JSON.parse(localStorage.getItem('northwind.webchat.pending') || '[]')") == []
+    # It reached the server again, which answered it from its store (handoff/server/idempotency.py).
+    handled_before = f"customer message {pending[0]['message_id']} of {conversation} was handled before"
+    deadline = time.time() + 10
+    while handled_before not in stack.log("rasa") and time.time() < deadline:
+        time.sleep(0.2)
+    assert handled_before in stack.log("rasa"), "the reloaded chat did not send the unacknowledged message again"
     user_texts = [e.get("text") for e in stack.tracker(conversation)["events"] if e["event"] == "user"]
     assert user_texts == [text]
     last_bot_is_the_assistant(chat, "en")
