@@ -20,7 +20,7 @@ export RASA_TELEMETRY_ENABLED := false
 # Rasa 3.6 and its dependencies print pages of deprecation warnings; they say nothing about this project.
 export PYTHONWARNINGS := ignore::DeprecationWarning,ignore::PendingDeprecationWarning
 
-.PHONY: help install run run-scaled shell train validate lint eval test test-unit test-services test-stories test-nlu test-e2e browsers haproxy clean bench
+.PHONY: help install run run-scaled shell train validate lint eval test test-unit test-services test-stories test-nlu test-e2e browsers haproxy clean bench bench-locks
 
 help: ## List the commands
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -98,6 +98,9 @@ test: lint validate test-unit test-services test-stories test-nlu test-e2e ## Ev
 
 bench: train $(if $(REPLICAS),haproxy) ## Load benchmark vs a bare Rasa bot; with REPLICAS=2: 1 vs 2 replicas behind haproxy, and a failover run
 	$(BIN)/python $(if $(REPLICAS),scripts/bench_scaled.py --replicas $(REPLICAS),scripts/bench.py) $(BENCH_ARGS)
+
+bench-locks: install ## The conversation lock in Redis: Rasa's store against the project's, alone and with 4 processes on one conversation
+	$(BIN)/python scripts/bench_lock_store.py $(BENCH_ARGS)
 
 .PHONY: report review
 report: install ## Handoff analytics: results/report/report.html (plots) and report.csv [REPORT_ARGS="--days 30"]

@@ -96,9 +96,16 @@ class KeptAliveTickets:
     ) -> int:
         """Take the next ticket for the conversation's lock (creating the lock when there is none)."""
 
-        def issue(lock: TicketLock | None) -> tuple[TicketLock, int]:
+        return self._take(conversation_id, lock_lifetime)[0]
+
+    def _take(self, conversation_id: str, lock_lifetime: float) -> tuple[int, TicketLock | None]:
+        """Take the next ticket; with the lock when that ticket is served at once (no turn holds
+        it or waits: one step instead of two)."""
+
+        def issue(lock: TicketLock | None) -> tuple[TicketLock, tuple[int, TicketLock | None]]:
             lock = lock or self.create_lock(conversation_id)
-            return lock, lock.issue_ticket(lock_lifetime)
+            ticket = lock.issue_ticket(lock_lifetime)
+            return lock, (ticket, lock if lock.now_serving == ticket else None)
 
         try:
             return self._change(conversation_id, issue)
@@ -160,9 +167,9 @@ class KeptAliveTickets:
 
         Raises Rasa's ``LockError`` when the ticket is gone before its turn came.
         """
-        ticket = self.issue_ticket(conversation_id, lock_lifetime)
+        ticket, served = self._take(conversation_id, lock_lifetime)
         try:
-            yield await self._wait_for_turn(
+            yield served or await self._wait_for_turn(
                 conversation_id, ticket, lock_lifetime, wait_time_in_seconds
             )
         finally:
