@@ -217,13 +217,8 @@ class HandoffRedisLockStore(KeptAliveTickets, RedisLockStore):
         conversation_id: str,
         change: Callable[[TicketLock | None], tuple[TicketLock | None, T]],
     ) -> T:
-        """Apply ``change`` to the conversation's lock in one Redis transaction.
-
-        ``change`` gets the stored lock (None when there is none) and returns the lock to store
-        (None, or one without tickets: the key is deleted) and a result, which is returned. It may
-        run more than once (when another process changed the lock meanwhile), so it only looks at
-        what it is given.
-        """
+        """One Redis transaction, run again when another process changed the lock in between; the
+        key expires a second after the lock's last ticket."""
         key = self.key_prefix + conversation_id
 
         def transaction(pipe: Any) -> T:
