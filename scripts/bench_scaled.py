@@ -13,7 +13,9 @@ one after the other would put that drift into the ratio.
 Then the failover run on the N-replica deployment: the same load for ``--failover-seconds``, one
 replica killed with SIGKILL a third of the way in. Every message carries a message id and no
 customer sends anything twice; a message is lost when it got no answer or is not in its
-conversation's tracker, duplicated when the tracker has it more than once.
+conversation's tracker, duplicated when the tracker has it more than once. An agent answers each
+handoff through the balancer once it reached the helpdesk (as in tests/e2e/test_scaled.py); its
+message is lost when the conversation lacks it, duplicated when it is there twice.
 
 It prints a Markdown table and writes every figure to results/bench/scaled-<date>.json.
 PostgreSQL and Redis: TEST_POSTGRES_URL, TEST_REDIS_URL (default on 127.0.0.1).
@@ -48,10 +50,13 @@ import numpy as np  # noqa: E402
 import requests  # noqa: E402
 
 from tests.scaled_stack import (  # noqa: E402
+    AGENT_TEXT,
     HANDOFF_SCRIPT,
     LOCK_LIFETIME,
     ROUTINE_SCRIPTS,
     Customers,
+    agent_turns,
+    agent_writes,
     clear_redis_prefix,
     postgres_database,
     scaled_deployment,
@@ -99,21 +104,28 @@ async def load(url: str, label: str, concurrency: int, warmup: float, seconds: f
     return {"answered": len(latencies), "msg_s": len(latencies) / seconds, "latency_ms": percentiles(latencies), "errors": len(customers.errors)}
 
 
-async def failover(deployment: Any, victim: str, concurrency: int, seconds: float, handoff_every: int) -> dict[str, Any]:
-    """The load for ``seconds`` with ``victim`` killed a third of the way in."""
+async def failover(deployment: Any, victim: str, concurrency: int, seconds: float, handoff_every: int, helpdesk: Any) -> dict[str, Any]:
+    """The load for ``seconds`` with ``victim`` killed a third of the way in; an agent answers each
+    handoff once it reaches ``helpdesk``, through the balancer."""
     customers = Customers(deployment.url)
     sent: dict[str, list[str]] = {}
     started = time.monotonic()
     end = started + seconds
     run = uuid.uuid4().hex[:6]
     unanswered: list[tuple[str, str]] = []
+    agents: list[asyncio.Task] = []
+    agent_answers: dict[str, tuple] = {}
 
     async def customer(session: aiohttp.ClientSession, worker: int) -> None:
         round_ = 0
         while time.monotonic() < end:
             sender = f"failover-{run}-{worker}-{round_}"
             sent[sender] = []
-            for text in script_for(worker, round_, handoff_every):
+            script = script_for(worker, round_, handoff_every)
+            if script is HANDOFF_SCRIPT:
+                wait = max(0.0, end - time.monotonic()) + 20
+                agents.append(asyncio.create_task(agent_writes(session, deployment.url, helpdesk, sender, agent_answers, timeout=wait)))
+            for text in script:
                 if time.monotonic() >= end:
                     return
                 sent[sender].append(text)
@@ -129,30 +141,40 @@ async def failover(deployment: Any, victim: str, concurrency: int, seconds: floa
 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=150)) as session:
         killed, *_ = await asyncio.gather(kill(), *(customer(session, w) for w in range(concurrency)))
+        loaded = round(time.monotonic() - started, 1)
+        await asyncio.gather(*agents)  # those of conversations cut off before their handoff give up later
     return {
         **killed,
-        "seconds": round(time.monotonic() - started, 1),
+        "seconds": loaded,
         "messages": sum(len(t) for t in sent.values()),
         "answered": customers.answered,
         "unanswered": len(unanswered),
         "errors": len(customers.errors),
         "latency_ms": percentiles([s for _, s in customers.latencies]),
         "sent": sent,
+        "agent_answers": agent_answers,
     }
 
 
 def count_lost_and_duplicated(deployment: Any, figures: dict[str, Any]) -> dict[str, Any]:
     """A message is lost when its conversation's tracker lacks it, duplicated when it has it twice."""
     sent = figures.pop("sent")
+    agent_answers = figures.pop("agent_answers")
     lost = duplicated = 0
+    agents = {"sent": len(agent_answers), "accepted": 0, "lost": 0, "duplicated": 0}
     for sender, texts in sent.items():
         answer = requests.get(f"{deployment.url}/conversations/{sender}/tracker", timeout=30)
         answer.raise_for_status()
         said, wanted = Counter(user_texts(answer.json())), Counter(texts)
         lost += sum((wanted - said).values())
         duplicated += sum((said - wanted).values())
+        if sender in agent_answers:
+            kept = agent_turns(answer.json()).count(AGENT_TEXT)
+            agents["accepted"] += agent_answers[sender][0] == 200
+            agents["lost"] += kept == 0
+            agents["duplicated"] += max(0, kept - 1)
     retried = len(re.findall(r"/\+\d+ \d+/\d+ \"POST /webhooks/rest/webhook", deployment.log("haproxy", tail=10**8)))
-    return {**figures, "lost": lost, "duplicated": duplicated, "retried_by_haproxy": retried}
+    return {**figures, "lost": lost, "duplicated": duplicated, "retried_by_haproxy": retried, "agent_messages": agents}
 
 
 def warm(url: str) -> None:
@@ -184,7 +206,9 @@ def markdown(report: dict[str, Any]) -> str:
             f"{f['in_flight_at_kill']} messages in flight; conversation lock lifetime {report['lock_lifetime']} s): "
             f"{f['messages']} customer messages, {f['unanswered']} without an answer, lost {f['lost']}, duplicated {f['duplicated']}; "
             f"haproxy retried {f['retried_by_haproxy']} on another replica; latency p50 / p99 / max "
-            f"{f['latency_ms'].get('p50')} / {f['latency_ms'].get('p99')} / {f['latency_ms'].get('max')} ms.",
+            f"{f['latency_ms'].get('p50')} / {f['latency_ms'].get('p99')} / {f['latency_ms'].get('max')} ms. "
+            f"Agents answered {f['agent_messages']['sent']} handoffs through the balancer: {f['agent_messages']['accepted']} accepted, "
+            f"lost {f['agent_messages']['lost']}, duplicated {f['agent_messages']['duplicated']}.",
         ]
     return "\n".join(rows)
 
@@ -256,7 +280,7 @@ def main() -> int:
         if not args.skip_failover:
             print(f"==> failover: {args.failover_seconds:g} s of load on {args.replicas} replicas, one killed", file=sys.stderr)
             victim = deployments[args.replicas].topology.replicas[-1].name
-            figures = asyncio.run(failover(deployments[args.replicas], victim, args.concurrency, args.failover_seconds, args.handoff_every))
+            figures = asyncio.run(failover(deployments[args.replicas], victim, args.concurrency, args.failover_seconds, args.handoff_every, receiver))
             report["failover"] = count_lost_and_duplicated(deployments[args.replicas], figures)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -265,7 +289,8 @@ def main() -> int:
     print(markdown(report))
     print(f"\n(figures in {out.relative_to(ROOT)})", file=sys.stderr)
     failover_ = report.get("failover") or {}
-    failed = failover_.get("lost") or failover_.get("duplicated") or failover_.get("unanswered")
+    agents = failover_.get("agent_messages") or {}
+    failed = failover_.get("lost") or failover_.get("duplicated") or failover_.get("unanswered") or agents.get("lost") or agents.get("duplicated")
     return 1 if failed else 0
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from handoff.server.action_server import action_token
 from handoff.tools.scaled import Deployment, Topology
 from tests.stack import MODEL, OPEN_HOURS_NOW, free_port
-from tests.support import TEST_SECRET
+from tests.support import TEST_SECRET, helpdesk_event, signed
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = os.environ.get("TEST_REDIS_URL") or "redis://127.0.0.1:6379/0"
@@ -227,3 +227,38 @@ def user_texts(tracker: dict[str, Any]) -> list[str]:
     from handoff.conversation import is_external
 
     return [e.get("text") for e in tracker["events"] if e["event"] == "user" and not is_external(e)]
+
+
+# -- agents --------------------------------------------------------------------------------------
+
+AGENT_TEXT = "Hello, Sanne here. I can see order 4711."
+
+
+async def agent_writes(session: Any, url: str, helpdesk: Any, sender: str, answers: dict, timeout: float = 120) -> None:
+    """The agent answers once the handoff arrived at ``helpdesk`` (a tests.support.Receiver): a
+    signed agent.message through the balancer at ``url``, sent again with the same event_id after
+    a 5xx or no answer (as the contract asks of a helpdesk). ``answers[sender]`` is the last
+    (status, text); nothing when no handoff arrived within ``timeout`` seconds."""
+    import aiohttp
+
+    deadline = time.monotonic() + timeout
+    while not (requested := helpdesk.events("handoff.requested", sender)):
+        if time.monotonic() > deadline:
+            return
+        await asyncio.sleep(0.2)
+    body = helpdesk_event("agent.message", requested[0]["handoff_id"], sender, text=AGENT_TEXT)
+    for _ in range(3):
+        raw, headers = signed(body)  # the same event_id, signed again
+        try:
+            async with session.post(f"{url}/webhooks/helpdesk/webhook", data=raw, headers=headers) as answer:
+                answers[sender] = (answer.status, await answer.text())
+                if answer.status < 500:
+                    return
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            answers[sender] = (None, repr(exc))
+        await asyncio.sleep(0.5)
+
+
+def agent_turns(tracker: dict[str, Any]) -> list[str]:
+    """What agents said in the conversation (the helpdesk channel's pushes)."""
+    return [e["text"] for e in tracker["events"] if e["event"] == "bot" and (e.get("metadata") or {}).get("handoff_role") == "agent"]

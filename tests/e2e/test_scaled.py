@@ -28,16 +28,18 @@ import pytest
 import requests
 
 from tests.scaled_stack import (
+    AGENT_TEXT,
     HANDOFF_AT,
     HANDOFF_SCRIPT,
     ROUTINE_SCRIPTS,
     Customers,
+    agent_turns,
+    agent_writes,
     clear_redis_prefix,
     postgres_database,
     scaled_deployment,
     user_texts,
 )
-from tests.support import helpdesk_event, signed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.scaled, pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(240)]
 
@@ -69,26 +71,6 @@ def plans() -> dict[str, list[str]]:
         f"scaled-{run}-{n:02d}": HANDOFF_SCRIPT if n % HANDOFF_EVERY == 0 else ROUTINE_SCRIPTS[n % len(ROUTINE_SCRIPTS)]
         for n in range(CONVERSATIONS)
     }
-
-
-AGENT_TEXT = "Hello, Sanne here. I can see order 4711."
-
-
-async def agent_writes(session: aiohttp.ClientSession, url: str, helpdesk, sender: str, answers: dict) -> None:
-    """The agent answers once the handoff arrived: a signed agent.message through the balancer,
-    sent again with the same event_id after a 5xx or no answer (as the contract asks of a helpdesk)."""
-    [requested] = await asyncio.to_thread(helpdesk.wait_for, "handoff.requested", sender, 1, 120)
-    body = helpdesk_event("agent.message", requested["handoff_id"], sender, text=AGENT_TEXT)
-    for _ in range(3):
-        raw, headers = signed(body)  # the same event_id, signed again
-        try:
-            async with session.post(f"{url}/webhooks/helpdesk/webhook", data=raw, headers=headers) as answer:
-                answers[sender] = (answer.status, await answer.text())
-                if answer.status < 500:
-                    return
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            answers[sender] = (None, repr(exc))
-        await asyncio.sleep(0.5)
 
 
 async def drive(deployment, helpdesk, conversations: dict[str, list[str]]) -> tuple[Customers, dict]:
@@ -139,8 +121,7 @@ def test_killing_a_replica_mid_load_loses_no_message_and_handles_none_twice(depl
         lost += sum((wanted - said).values())
         duplicated += sum((said - wanted).values())
         assert user_texts(answer.json()) == script, sender
-        agent_turns = [e["text"] for e in answer.json()["events"] if (e.get("metadata") or {}).get("handoff_role") == "agent"]
-        assert agent_turns == ([AGENT_TEXT] if sender in handoffs else []), sender
+        assert agent_turns(answer.json()) == ([AGENT_TEXT] if sender in handoffs else []), sender
 
     # Every handoff reached the helpdesk once, and every message written during it was relayed once.
     for sender in handoffs:
