@@ -130,16 +130,6 @@ class KeptAliveTickets:
 
         return self._change(conversation_id, renew)
 
-    def update_lock(self, conversation_id: str) -> None:
-        """Remove the expired tickets (the lock is deleted when none is left)."""
-
-        def prune(lock: TicketLock | None) -> tuple[TicketLock | None, None]:
-            if lock is not None:
-                lock.remove_expired_tickets()
-            return lock, None
-
-        self._change(conversation_id, prune)
-
     def finish_serving(self, conversation_id: str, ticket_number: int) -> None:
         """Remove ``ticket_number`` (the lock is deleted when no ticket is left)."""
 
